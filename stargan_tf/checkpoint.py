@@ -1,0 +1,140 @@
+"""Saving and loading networks: a model directory holding `config.json` and TF checkpoints.
+
+Layout of a model directory (written by the converter; training writes the same)::
+
+    DIR/config.json            {"format": "stargan_tf", "version": 1, "model": {...}, "source": ...}
+    DIR/checkpoints/checkpoint tf.train.CheckpointManager's index of checkpoints
+    DIR/checkpoints/ckpt-<step>.index, .data-*
+
+A checkpoint is a `tf.train.Checkpoint` whose children are `step` and `nets` (generator,
+mapping_network, style_encoder, discriminator) and/or `nets_ema` (the EMA copies of G, F, E).
+"""
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+from absl import logging
+
+from stargan_tf.config import ModelConfig
+from stargan_tf.errors import UserError
+from stargan_tf.networks import Networks, build_networks
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_SUBDIR = "checkpoints"
+FORMAT = "stargan_tf"
+VERSION = 1
+
+
+class ModelDirError(UserError):
+    """A model directory is missing, incomplete or not ours."""
+
+
+def write_json_atomic(path, obj):
+    """Writes JSON to path via a temporary file and a rename, so readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def nets_checkpoint(networks: Networks):
+    """A tf.train.Checkpoint node holding the networks present in `networks`."""
+    return tf.train.Checkpoint(**dict(networks.items()))
+
+
+def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
+    """Writes `networks` and their config to a model directory (see the module docstring).
+
+    Args:
+      networks: the networks to save.
+      directory: the model directory; created if missing.
+      step: the training step the weights belong to (names the checkpoint).
+      ema: store them as the EMA networks (`nets_ema`) or as the trained ones (`nets`).
+      source: JSON-serialisable provenance (e.g. the converted file), kept in config.json.
+
+    Returns:
+      The checkpoint path prefix written.
+    """
+    os.makedirs(directory, exist_ok=True)
+    slot = "nets_ema" if ema else "nets"
+    root = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **{slot: nets_checkpoint(networks)})
+    manager = tf.train.CheckpointManager(root, os.path.join(directory, CHECKPOINT_SUBDIR), max_to_keep=None)
+    # The checkpoint is complete (index and data) before CheckpointManager records it as latest;
+    # the config is written last, atomically, so a directory with a config is a usable one.
+    path = manager.save(checkpoint_number=step)
+    write_json_atomic(
+        os.path.join(directory, CONFIG_FILE),
+        {"format": FORMAT, "version": VERSION, "model": networks.config.to_dict(), "source": source},
+    )
+    return path
+
+
+def read_model_config(directory) -> ModelConfig:
+    """Reads the ModelConfig of a model directory."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isdir(directory):
+        raise ModelDirError(f"Model directory {directory} does not exist.")
+    if not os.path.exists(path):
+        raise ModelDirError(
+            f"{directory} is not a stargan_tf model directory: it has no {CONFIG_FILE} "
+            "(convert an official checkpoint with tools/convert_pytorch_checkpoint.py, or train one)."
+        )
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
+        return ModelConfig.from_dict(meta["model"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelDirError(f"{path} is not a valid stargan_tf config: {e}") from None
+
+
+def _slots(checkpoint_path):
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(checkpoint_path)}
+    return {slot for slot in ("nets", "nets_ema") if slot in names}
+
+
+def load_networks(directory, ema=None, step=None) -> Networks:
+    """Loads the networks of a model directory.
+
+    Args:
+      directory: a model directory (written by the converter or by training).
+      ema: True for the EMA networks, False for the trained ones, None for the EMA networks when
+        the checkpoint has them (the ones to sample and export), else the trained ones.
+      step: the checkpoint step to load; None = the latest.
+
+    Returns:
+      Networks; `discriminator` is set only when loading the trained networks.
+    """
+    config = read_model_config(directory)
+    ckpt_dir = os.path.join(directory, CHECKPOINT_SUBDIR)
+    if step is None:
+        path = tf.train.latest_checkpoint(ckpt_dir)
+    else:
+        path = os.path.join(ckpt_dir, f"ckpt-{step}")
+        if not tf.io.gfile.exists(path + ".index"):
+            path = None
+    if path is None:
+        which = "any checkpoint" if step is None else f"a checkpoint of step {step}"
+        raise ModelDirError(f"{ckpt_dir} holds no {which}.")
+    slots = _slots(path)
+    if ema is None:
+        ema = "nets_ema" in slots
+    slot = "nets_ema" if ema else "nets"
+    if slot not in slots:
+        raise ModelDirError(f"{path} holds no {'EMA' if ema else 'trained'} networks ({slot}).")
+    networks = build_networks(config, discriminator=not ema)
+    root = tf.train.Checkpoint(**{slot: nets_checkpoint(networks)})
+    # expect_partial: the file may also hold optimizers and the other set of networks.
+    root.read(path).assert_existing_objects_matched().expect_partial()
+    logging.info("Loaded %s networks from %s.", "EMA" if ema else "trained", path)
+    return networks

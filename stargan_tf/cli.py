@@ -1,0 +1,36 @@
+"""Running command-line tools: absl flags, with bad input reported in one line and exit status 2."""
+
+import os
+import sys
+
+from absl import app, flags
+
+from stargan_tf.errors import UserError
+
+USAGE_ERROR = 2  # The Unix convention for "bad command line / bad input".
+
+
+def fail(message):
+    """Prints `<tool>: error: <message>` on stderr and exits with status 2."""
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "stargan_tf"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{e} (see --help)")
+
+
+def run(main):
+    """Like `absl.app.run(main)`, but flag errors and UserErrors exit with status 2 and one line."""
+
+    def guarded_main(argv):
+        try:
+            return main(argv)
+        except UserError as e:
+            fail(str(e))
+
+    app.run(guarded_main, flags_parser=_parse_flags)

@@ -1,0 +1,79 @@
+"""Instance normalisation and adaptive instance normalisation (AdaIN), NHWC."""
+
+import keras
+import tensorflow as tf
+
+from stargan_tf.layers import initializers
+
+EPSILON = 1e-5  # PyTorch InstanceNorm2d's default.
+
+
+def instance_normalize(x, epsilon=EPSILON):
+    """Normalises each sample and channel over H and W, in float32.
+
+    Args:
+      x: [N, H, W, C] tensor of any float dtype.
+      epsilon: added to the biased variance, as PyTorch does.
+
+    Returns:
+      The normalised tensor, in float32 (callers cast back after the affine part, so that
+      mixed-precision runs keep the statistics in full precision).
+    """
+    x = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)  # [N, 1, 1, C], biased
+    return (x - mean) * tf.math.rsqrt(variance + epsilon)
+
+
+class InstanceNorm(keras.layers.Layer):
+    """`nn.InstanceNorm2d` (no running statistics): optional per-channel affine weight and bias.
+
+    Args:
+      affine: learn a per-channel scale (initialised to 1) and shift (initialised to 0).
+      epsilon: added to the biased variance.
+    """
+
+    def __init__(self, affine=True, epsilon=EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.affine = affine
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        if self.affine:
+            channels = input_shape[-1]
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, x):
+        h = instance_normalize(x, self.epsilon)
+        if self.affine:
+            h = h * tf.cast(self.gamma, tf.float32) + tf.cast(self.beta, tf.float32)
+        return tf.cast(h, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "affine": self.affine, "epsilon": self.epsilon}
+
+
+class AdaIN(keras.layers.Layer):
+    """Adaptive instance normalisation: `(1 + gamma) * IN(x) + beta`, `[gamma, beta] = fc(s)`.
+
+    Args:
+      num_features: channels C of the normalised input.
+    """
+
+    def __init__(self, num_features, **kwargs):
+        super().__init__(**kwargs)
+        self.num_features = num_features
+        self.fc = initializers.dense(2 * num_features, name="fc")
+
+    def build(self, x_shape, s_shape):
+        # Keras passes one shape per call argument, named after it.
+        self.fc.build(s_shape)
+
+    def call(self, x, s):
+        h = tf.cast(self.fc(s), tf.float32)[:, None, None, :]  # [N, 1, 1, 2C]
+        gamma, beta = tf.split(h, 2, axis=-1)  # [N, 1, 1, C] each
+        out = (1.0 + gamma) * instance_normalize(x) + beta
+        return tf.cast(out, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "num_features": self.num_features}

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Converts an official StarGAN v2 PyTorch checkpoint into a stargan_tf model directory.
+
+  python tools/convert_pytorch_checkpoint.py \\
+      --checkpoint expr/checkpoints/afhq/100000_nets_ema.ckpt --out converted/afhq \\
+      --domain_names cat,dog,wild
+
+The model config (img_size, style_dim, latent_dim, num_domains, max_conv_dim, dim_in, w_hpf) is
+inferred from the tensor shapes; a flag states a value instead, and a value that contradicts the
+file is an error. The file is read with torch.load(weights_only=True): it can run no code.
+Load the result with `stargan_tf.load_networks(OUT)`.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+
+from absl import flags, logging
+
+from stargan_tf import cli
+from stargan_tf import official_checkpoint as oc
+from stargan_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
+flags.DEFINE_string("out", None, "Model directory to write (config.json + TF checkpoint).")
+flags.DEFINE_list(
+    "domain_names", [],
+    "Domain names in id order (the official files store none): CelebA-HQ female,male; "
+    "AFHQ cat,dog,wild. Default: domain0,domain1,...",
+)
+flags.DEFINE_integer("img_size", None, "State the image size instead of inferring it.")
+flags.DEFINE_integer("style_dim", None, "State the style code length instead of inferring it.")
+flags.DEFINE_integer("latent_dim", None, "State the latent code length instead of inferring it.")
+flags.DEFINE_integer("num_domains", None, "State the number of domains instead of inferring it.")
+flags.DEFINE_integer("max_conv_dim", None, "State the channel cap instead of inferring it.")
+flags.DEFINE_integer("dim_in", None, "State the first conv's channels instead of inferring them.")
+flags.DEFINE_float(
+    "w_hpf", None,
+    "High-pass weight; default: from the file's hpf.filter, else 1 when the generator has the "
+    "high-pass structure, else 0.",
+)
+flags.DEFINE_integer("step", None, "Training step to record; default: from the file name (100000_...).")
+flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
+
+
+def step_from_filename(path):
+    m = re.match(r"(\d+)_nets", os.path.basename(path))
+    return int(m.group(1)) if m else 0
+
+
+def check_out_dir(out, overwrite):
+    if os.path.isfile(out):
+        raise UserError(f"--out={out} is a file; give a directory path.")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise UserError(f"--out={out} already holds files; pass --overwrite to replace them.")
+
+
+def write_model_dir(networks, out, step, ema, source):
+    """Writes into a temporary sibling directory, then renames it to `out`: no half-written output."""
+    from stargan_tf.checkpoint import save_networks
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.tmp-", dir=parent)
+    try:
+        save_networks(networks, tmp, step=step, ema=ema, source=source)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv):
+    del argv  # Unused.
+    check_out_dir(FLAGS.out, FLAGS.overwrite)
+    state = oc.read_official_checkpoint(FLAGS.checkpoint)
+    overrides = {field: getattr(FLAGS, field) for field in oc.CONFIG_FIELDS}
+    config, inferred = oc.resolve_config(state, FLAGS.checkpoint, FLAGS.domain_names, **overrides)
+    logging.info("Model config: %s", config)
+    networks = oc.networks_from_state(state, config, FLAGS.checkpoint)
+    # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the trained.
+    ema = "_nets_ema" in os.path.basename(FLAGS.checkpoint) or "discriminator" not in state
+    step = FLAGS.step if FLAGS.step is not None else step_from_filename(FLAGS.checkpoint)
+    source = {"official_checkpoint": os.path.abspath(FLAGS.checkpoint), "inferred": inferred}
+    write_model_dir(networks, FLAGS.out, step, ema, source)
+    nets = ", ".join(name for name, _ in networks.items())
+    print(
+        f"Converted {FLAGS.checkpoint} -> {FLAGS.out} ({'EMA' if ema else 'trained'} networks: {nets}; "
+        f"step {step}; img_size {config.img_size}, {config.num_domains} domains "
+        f"{','.join(config.domain_names)}, w_hpf {config.w_hpf:g})."
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["checkpoint", "out"])
+    cli.run(main)
