@@ -47,8 +47,20 @@ def write_json_atomic(path, obj):
 
 
 def nets_checkpoint(networks: Networks):
-    """A tf.train.Checkpoint node holding the networks present in `networks`."""
-    return tf.train.Checkpoint(**dict(networks.items()))
+    """A tf.train.Checkpoint node holding the networks present in `networks`.
+
+    Each network's variables are keyed by their official parameter names
+    (`generator/decode.0.conv1.weight`, values in Keras layouts). Keras 3 keeps lists of layers in
+    its own tracker, which tf.train.Checkpoint does not follow; naming every variable explicitly
+    also keeps checkpoints readable across refactors of the Keras structure.
+    """
+    nodes = {}
+    for name, net in networks.items():
+        variables = {key: var for key, var, _ in net.official_weights()}
+        if len(variables) != len(net.weights):
+            raise AssertionError(f"{name}: {len(net.weights)} weights but {len(variables)} named.")
+        nodes[name] = tf.train.Checkpoint(**variables)
+    return tf.train.Checkpoint(**nodes)
 
 
 def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
