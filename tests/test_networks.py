@@ -4,36 +4,40 @@ call conventions, initialisation and config round-trips."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 import stargan_tf
+from conftest import REPO
+from stargan_tf import model_flags
 from stargan_tf.config import ModelConfig
 from stargan_tf.networks import count_params
 
-# Official parameter counts (clovaai/stargan-v2 networks at their default sizes).
+# Official parameter counts (clovaai/stargan-v2 networks at their default sizes), for the model
+# each flagfile in configs/ describes.
 OFFICIAL_COUNTS = {
-    "celeba_hq256": (
-        ModelConfig(img_size=256, num_domains=2, w_hpf=1),
-        {"generator": 43_467_395, "mapping_network": 2_438_272, "style_encoder": 20_916_928,
-         "discriminator": 20_852_290},
-    ),
-    "afhq256": (
-        ModelConfig(img_size=256, num_domains=3, w_hpf=0),
-        {"generator": 33_892_995, "mapping_network": 3_259_072, "style_encoder": 20_949_760,
-         "discriminator": 20_852_803},
-    ),
-    "adain512": (
-        ModelConfig(img_size=512, num_domains=3, w_hpf=0),
-        {"generator": 33_964_099, "mapping_network": 3_259_072, "style_encoder": 20_978_656,
-         "discriminator": 20_881_699},
-    ),
+    "celeba_hq256.cfg": {"generator": 43_467_395, "mapping_network": 2_438_272,
+                         "style_encoder": 20_916_928, "discriminator": 20_852_290},
+    "afhq256.cfg": {"generator": 33_892_995, "mapping_network": 3_259_072,
+                    "style_encoder": 20_949_760, "discriminator": 20_852_803},
+    "afhq512_adain.cfg": {"generator": 33_964_099, "mapping_network": 3_259_072,
+                          "style_encoder": 20_978_656, "discriminator": 20_881_699},
 }
+
+
+def config_from_flagfile(name):
+    """The ModelConfig a configs/ flagfile states, parsed by the tools' own flag definitions."""
+    flag_values = flags.FlagValues()
+    model_flags.define_model_flags(flag_values)
+    flag_values(["prog", f"--flagfile={REPO / 'configs' / name}"])
+    overrides, domain_names = model_flags.model_overrides(flag_values)
+    return ModelConfig(**{k: v for k, v in overrides.items() if v is not None},
+                       domain_names=tuple(domain_names))
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_COUNTS))
 def test_official_parameter_counts(name):
-    config, expected = OFFICIAL_COUNTS[name]
-    networks = stargan_tf.build_networks(config)
-    assert {n: count_params(m) for n, m in networks.items()} == expected
+    networks = stargan_tf.build_networks(config_from_flagfile(name))
+    assert {n: count_params(m) for n, m in networks.items()} == OFFICIAL_COUNTS[name]
 
 
 def test_official_dim_in_default():

@@ -6,8 +6,8 @@
       --domain_names cat,dog,wild
 
 The model config (img_size, style_dim, latent_dim, num_domains, max_conv_dim, dim_in, w_hpf) is
-inferred from the tensor shapes; a flag states a value instead, and a value that contradicts the
-file is an error. The file is read with torch.load(weights_only=True): it can run no code.
+inferred from the tensor shapes; a flag (or a flagfile such as configs/afhq256.cfg) states a value
+instead, and a value that contradicts the file is an error naming the tensor. The file is read with torch.load(weights_only=True): it can run no code.
 Load the result with `stargan_tf.load_networks(OUT)`.
 """
 
@@ -18,29 +18,14 @@ import tempfile
 
 from absl import flags, logging
 
-from stargan_tf import cli
+from stargan_tf import cli, model_flags
 from stargan_tf import official_checkpoint as oc
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
 flags.DEFINE_string("out", None, "Model directory to write (config.json + TF checkpoint).")
-flags.DEFINE_list(
-    "domain_names", [],
-    "Domain names in id order (the official files store none): CelebA-HQ female,male; "
-    "AFHQ cat,dog,wild. Default: domain0,domain1,...",
-)
-flags.DEFINE_integer("img_size", None, "State the image size instead of inferring it.")
-flags.DEFINE_integer("style_dim", None, "State the style code length instead of inferring it.")
-flags.DEFINE_integer("latent_dim", None, "State the latent code length instead of inferring it.")
-flags.DEFINE_integer("num_domains", None, "State the number of domains instead of inferring it.")
-flags.DEFINE_integer("max_conv_dim", None, "State the channel cap instead of inferring it.")
-flags.DEFINE_integer("dim_in", None, "State the first conv's channels instead of inferring them.")
-flags.DEFINE_float(
-    "w_hpf", None,
-    "High-pass weight; default: from the file's hpf.filter, else 1 when the generator has the "
-    "high-pass structure, else 0.",
-)
+model_flags.define_model_flags()
 flags.DEFINE_integer("step", None, "Training step to record; default: from the file name (100000_...).")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
 
@@ -78,8 +63,8 @@ def main(argv):
     del argv  # Unused.
     check_out_dir(FLAGS.out, FLAGS.overwrite)
     state = oc.read_official_checkpoint(FLAGS.checkpoint)
-    overrides = {field: getattr(FLAGS, field) for field in oc.CONFIG_FIELDS}
-    config, inferred = oc.resolve_config(state, FLAGS.checkpoint, FLAGS.domain_names, **overrides)
+    overrides, domain_names = model_flags.model_overrides(FLAGS)
+    config, inferred = oc.resolve_config(state, FLAGS.checkpoint, domain_names, **overrides)
     logging.info("Model config: %s", config)
     networks = oc.networks_from_state(state, config, FLAGS.checkpoint)
     # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the trained.
