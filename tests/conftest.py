@@ -7,9 +7,14 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The official-code fixtures (weights, inputs, outputs) live beside the repository, in
-# ../shared/fixtures; STARGAN_FIXTURES points elsewhere. Missing fixtures fail the parity tests
+# ../shared/fixtures (a clone elsewhere on this machine finds /work/shared/fixtures);
+# STARGAN_FIXTURES points elsewhere. Missing fixtures fail the parity tests
 # loudly rather than skipping them.
-FIXTURES = pathlib.Path(os.environ.get("STARGAN_FIXTURES", REPO.parent / "shared" / "fixtures"))
+_CANDIDATES = [REPO.parent / "shared" / "fixtures", pathlib.Path("/work/shared/fixtures")]
+FIXTURES = pathlib.Path(
+    os.environ.get("STARGAN_FIXTURES")
+    or next((str(p) for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+)
 
 
 def fixture_dir(name):
