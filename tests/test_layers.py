@@ -1,0 +1,424 @@
+"""The building blocks against small PyTorch references written from torch.nn primitives.
+
+Each test computes the same thing twice: once with our NHWC Keras layer and once with PyTorch
+(NCHW) on identical data and weights, the way the official StarGAN v2 code computes it. Weights
+travel PyTorch -> Keras through the blocks' own `official_weights()` lists and `to_keras`, so the
+official parameter names and layouts are checked along the way.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stargan_tf.layers import initializers
+from stargan_tf.layers.blocks import AdainResBlk, ResBlk, avg_pool2x, upsample_nearest2x
+from stargan_tf.layers.highpass import HighPass
+from stargan_tf.layers.normalization import AdaIN, InstanceNorm, instance_normalize
+from stargan_tf.official_format import to_keras
+
+ATOL = 1e-5
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------------
+
+
+def nchw_to_nhwc(x):
+    return np.transpose(x, (0, 2, 3, 1))  # [N, C, H, W] -> [N, H, W, C]
+
+
+def nhwc_to_nchw(x):
+    return np.transpose(x, (0, 3, 1, 2))  # [N, H, W, C] -> [N, C, H, W]
+
+
+def random_nchw(seed, shape, scale=1.0, shift=0.0):
+    """Float32 [N, C, H, W] data, deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    return (shift + scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def assert_close_nchw(keras_out_nhwc, torch_out_nchw, atol=ATOL):
+    """Compares a Keras [N, H, W, C] output with a PyTorch [N, C, H, W] one."""
+    ours = nhwc_to_nchw(np.asarray(keras_out_nhwc))
+    ref = torch_out_nchw.detach().numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=atol)
+
+
+@torch.no_grad()
+def randomize_(module, seed):
+    """Random, moderately scaled parameters so that outputs stay O(1) and atol 1e-5 is fair."""
+    torch.manual_seed(seed)
+    for name, p in module.named_parameters():
+        if p.dim() > 1:  # conv / linear weight: unit-variance outputs
+            p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
+        elif "norm" in name and name.endswith("weight"):  # affine IN scale around 1
+            p.copy_(1.0 + 0.3 * torch.randn_like(p))
+        else:  # biases and IN shifts: non-zero, so a dropped bias shows
+            p.copy_(0.3 * torch.randn_like(p))
+
+
+def load_official(block, prefix, torch_module):
+    """Copies `torch_module`'s state dict into `block` through `block.official_weights(prefix)`.
+
+    Also checks that the official names cover exactly the reference's parameters and every
+    Keras weight of the block (no unnamed or missing weight).
+    """
+    entries = block.official_weights(prefix)
+    state = torch_module.state_dict()
+    names = [key for key, _, _ in entries]
+    assert all(key.startswith(prefix + ".") for key in names), names
+    assert sorted(key[len(prefix) + 1:] for key in names) == sorted(state)
+    assert {id(v) for _, v, _ in entries} == {id(v) for v in block.weights}
+    for key, var, layout in entries:
+        var.assign(to_keras(state[key[len(prefix) + 1:]].numpy(), layout))
+
+
+# Small PyTorch references, written from the structure of the official blocks (core/model.py).
+
+
+class TorchResBlk(nn.Module):
+    """(shortcut + residual) / sqrt(2); IN -> LReLU -> conv -> [pool] -> IN -> LReLU -> conv."""
+
+    def __init__(self, dim_in, dim_out, normalize, downsample):
+        super().__init__()
+        self.normalize, self.downsample = normalize, downsample
+        self.conv1 = nn.Conv2d(dim_in, dim_in, 3, padding=1)
+        self.conv2 = nn.Conv2d(dim_in, dim_out, 3, padding=1)
+        if normalize:
+            self.norm1 = nn.InstanceNorm2d(dim_in, affine=True)
+            self.norm2 = nn.InstanceNorm2d(dim_in, affine=True)
+        self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, bias=False) if dim_in != dim_out else None
+
+    def forward(self, x):
+        sc = x if self.conv1x1 is None else self.conv1x1(x)
+        sc = F.avg_pool2d(sc, 2) if self.downsample else sc
+        h = self.norm1(x) if self.normalize else x
+        h = self.conv1(F.leaky_relu(h, 0.2))
+        h = F.avg_pool2d(h, 2) if self.downsample else h
+        h = self.norm2(h) if self.normalize else h
+        h = self.conv2(F.leaky_relu(h, 0.2))
+        return (sc + h) / math.sqrt(2)
+
+
+class TorchAdaIN(nn.Module):
+    """(1 + gamma) * IN(x) + beta, with [gamma, beta] = fc(s) split gamma first."""
+
+    def __init__(self, style_dim, num_features):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(num_features, affine=False, eps=1e-5)
+        self.fc = nn.Linear(style_dim, 2 * num_features)
+
+    def forward(self, x, s):
+        gamma, beta = self.fc(s)[:, :, None, None].chunk(2, dim=1)  # [N, C, 1, 1] each
+        return (1 + gamma) * self.norm(x) + beta
+
+
+class TorchAdainResBlk(nn.Module):
+    """Residual alone when w_hpf > 0, else (residual + shortcut) / sqrt(2)."""
+
+    def __init__(self, dim_in, dim_out, style_dim, w_hpf, upsample):
+        super().__init__()
+        self.w_hpf, self.upsample = w_hpf, upsample
+        self.conv1 = nn.Conv2d(dim_in, dim_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(dim_out, dim_out, 3, padding=1)
+        self.norm1 = TorchAdaIN(style_dim, dim_in)
+        self.norm2 = TorchAdaIN(style_dim, dim_out)
+        self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, bias=False) if dim_in != dim_out else None
+
+    def up(self, x):
+        return F.interpolate(x, scale_factor=2, mode="nearest") if self.upsample else x
+
+    def forward(self, x, s):
+        h = self.up(F.leaky_relu(self.norm1(x, s), 0.2))
+        h = self.conv2(F.leaky_relu(self.norm2(self.conv1(h), s), 0.2))
+        if self.w_hpf > 0:
+            return h
+        sc = self.up(x)
+        sc = sc if self.conv1x1 is None else self.conv1x1(sc)
+        return (h + sc) / math.sqrt(2)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Instance normalisation
+# ------------------------------------------------------------------------------------------------
+
+
+def test_instance_normalize_matches_torch():
+    x = random_nchw(0, (2, 6, 8, 8), scale=3.0, shift=2.0)  # [N, C, H, W]
+    ref = nn.InstanceNorm2d(6, affine=False, eps=1e-5)(torch.from_numpy(x))
+    assert_close_nchw(instance_normalize(tf.constant(nchw_to_nhwc(x))), ref)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_layer_matches_torch(affine):
+    x = random_nchw(1, (2, 5, 8, 12), scale=2.0, shift=-1.0)  # [N, C, H, W], non-square
+    torch_norm = nn.InstanceNorm2d(5, affine=affine, eps=1e-5)
+    if affine:
+        torch.manual_seed(1)
+        with torch.no_grad():  # defaults (1, 0) would hide a swapped or ignored gamma/beta
+            torch_norm.weight.copy_(1.0 + 0.5 * torch.randn(5))
+            torch_norm.bias.copy_(0.5 * torch.randn(5))
+    layer = InstanceNorm(affine=affine)
+    x_nhwc = tf.constant(nchw_to_nhwc(x))  # [N, H, W, C]
+    layer(x_nhwc)  # build
+    if affine:
+        layer.gamma.assign(torch_norm.weight.detach().numpy())
+        layer.beta.assign(torch_norm.bias.detach().numpy())
+    else:
+        assert layer.weights == []
+    assert_close_nchw(layer(x_nhwc), torch_norm(torch.from_numpy(x)))
+
+
+def test_instance_normalize_uses_biased_variance():
+    # Few pixels (2x3), so the biased (ddof=0) and unbiased (ddof=1) variances differ by 20%.
+    x = nchw_to_nhwc(random_nchw(2, (2, 4, 2, 3), scale=4.0, shift=1.0))  # [N, H, W, C]
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    biased = (x - mean) / np.sqrt(x.var(axis=(1, 2), ddof=0, keepdims=True) + 1e-5)
+    unbiased = (x - mean) / np.sqrt(x.var(axis=(1, 2), ddof=1, keepdims=True) + 1e-5)
+    out = np.asarray(instance_normalize(tf.constant(x)))
+    np.testing.assert_allclose(out, biased, rtol=0, atol=ATOL)
+    assert np.abs(out - unbiased).max() > 0.1
+
+
+# Large mean, small spread: statistics computed in 16 bits lose the spread (the mean itself is only
+# known to a few units) or overflow (float16 sums of 256 values near 1000 exceed 65504).
+LOW_PRECISION = [
+    # (input dtype, Keras policy, noise std, tolerance): bfloat16 has 8 significand bits (spacing 4
+    # near 1000), float16 has 11 (spacing 0.5); the output is rounded to the compute dtype.
+    ("bfloat16", "mixed_bfloat16", 8.0, 2e-2),
+    ("float16", "mixed_float16", 1.0, 4e-3),
+]
+
+
+@pytest.mark.parametrize("dtype,policy,noise,tol", LOW_PRECISION)
+def test_instance_norm_low_precision_keeps_float32_statistics(dtype, policy, noise, tol):
+    x32 = nchw_to_nhwc(random_nchw(3, (2, 4, 16, 16), scale=noise, shift=1000.0))  # [N, H, W, C]
+    x = tf.cast(tf.constant(x32), dtype)
+    # Reference: the same (rounded) input, normalised entirely in float32.
+    ref = np.asarray(instance_normalize(tf.cast(x, tf.float32)))
+
+    # The function itself always returns float32.
+    out_fn = instance_normalize(x)
+    assert out_fn.dtype == tf.float32
+    np.testing.assert_allclose(np.asarray(out_fn), ref, rtol=0, atol=1e-5)
+
+    # The layer returns its compute dtype, with statistics still taken in float32.
+    layer = InstanceNorm(affine=True, dtype=policy)
+    out = layer(x)
+    assert out.dtype == dtype
+    assert layer.gamma.dtype == "float32"  # mixed precision keeps float32 variables
+    out = np.asarray(tf.cast(out, tf.float32))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(out.var(axis=(1, 2)), 1.0, atol=2e-2)  # unit variance survives
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=2e-2)
+
+    # A float32 layer given a low-precision input computes (and returns) float32.
+    assert InstanceNorm(affine=False)(x).dtype == tf.float32
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. AdaIN
+# ------------------------------------------------------------------------------------------------
+
+
+def test_adain_matches_torch():
+    n, c, style_dim = 2, 6, 5
+    x = random_nchw(4, (n, c, 8, 8), scale=2.0, shift=0.5)  # [N, C, H, W]
+    s = np.random.default_rng(5).standard_normal((n, style_dim)).astype(np.float32)  # [N, S]
+    ref_layer = TorchAdaIN(style_dim, c)
+    randomize_(ref_layer, seed=5)
+
+    layer = AdaIN(c)
+    layer(tf.constant(nchw_to_nhwc(x)), tf.constant(s))  # build
+    # PyTorch nn.Linear weight [2C, S] -> Keras Dense kernel [S, 2C].
+    layer.fc.kernel.assign(to_keras(ref_layer.fc.weight.detach().numpy(), "linear"))
+    layer.fc.bias.assign(ref_layer.fc.bias.detach().numpy())
+    assert layer.fc.kernel.shape == (style_dim, 2 * c)
+
+    out = layer(tf.constant(nchw_to_nhwc(x)), tf.constant(s))
+    assert_close_nchw(out, ref_layer(torch.from_numpy(x), torch.from_numpy(s)))
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Residual blocks
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim_in,dim_out", [(8, 8), (4, 8)])
+@pytest.mark.parametrize("downsample", [False, True])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_resblk_matches_torch(normalize, downsample, dim_in, dim_out):
+    x = random_nchw(6, (2, dim_in, 16, 16))  # [N, C_in, H, W]
+    ref_blk = TorchResBlk(dim_in, dim_out, normalize, downsample)
+    randomize_(ref_blk, seed=6)
+
+    blk = ResBlk(dim_in, dim_out, normalize=normalize, downsample=downsample)
+    x_nhwc = tf.constant(nchw_to_nhwc(x))
+    blk(x_nhwc)  # build
+    load_official(blk, "encode.0", ref_blk)
+
+    out = blk(x_nhwc)  # [N, H', W', C_out]
+    size = 8 if downsample else 16
+    assert out.shape == (2, size, size, dim_out)
+    assert_close_nchw(out, ref_blk(torch.from_numpy(x)))
+
+
+@pytest.mark.parametrize("dim_in,dim_out", [(8, 8), (8, 4)])
+@pytest.mark.parametrize("upsample", [False, True])
+@pytest.mark.parametrize("w_hpf", [0, 1])
+def test_adain_resblk_matches_torch(w_hpf, upsample, dim_in, dim_out):
+    style_dim = 6
+    x = random_nchw(7, (2, dim_in, 8, 8))  # [N, C_in, H, W]
+    s = np.random.default_rng(8).standard_normal((2, style_dim)).astype(np.float32)  # [N, S]
+    ref_blk = TorchAdainResBlk(dim_in, dim_out, style_dim, w_hpf, upsample)
+    randomize_(ref_blk, seed=7)
+
+    blk = AdainResBlk(dim_in, dim_out, w_hpf=w_hpf, upsample=upsample)
+    x_nhwc, s_tf = tf.constant(nchw_to_nhwc(x)), tf.constant(s)
+    blk(x_nhwc, s_tf)  # build
+    load_official(blk, "decode.0", ref_blk)
+
+    out = blk(x_nhwc, s_tf)  # [N, H', W', C_out]
+    size = 16 if upsample else 8
+    assert out.shape == (2, size, size, dim_out)
+    assert_close_nchw(out, ref_blk(torch.from_numpy(x), torch.from_numpy(s)))
+
+
+def test_adain_resblk_hpf_keeps_unused_shortcut_weights():
+    # Official w_hpf > 0 checkpoints still hold decode.*.conv1x1.weight; we must own it to load
+    # them, but the output is the residual path alone.
+    dim_in, dim_out, style_dim = 8, 4, 6
+    x = tf.constant(nchw_to_nhwc(random_nchw(9, (2, dim_in, 8, 8))))  # [N, H, W, C_in]
+    s = tf.constant(np.random.default_rng(9).standard_normal((2, style_dim)), tf.float32)
+    blk = AdainResBlk(dim_in, dim_out, w_hpf=1, upsample=True)
+    out = np.asarray(blk(x, s))
+
+    assert tuple(blk.conv1x1.kernel.shape) == (1, 1, dim_in, dim_out)
+    assert "decode.0.conv1x1.weight" in [key for key, _, _ in blk.official_weights("decode.0")]
+    np.testing.assert_allclose(out, np.asarray(blk._residual(x, s)), rtol=0, atol=0)
+
+    # Changing the shortcut weights changes nothing.
+    blk.conv1x1.kernel.assign(10.0 * np.ones((1, 1, dim_in, dim_out), np.float32))
+    np.testing.assert_allclose(np.asarray(blk(x, s)), out, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. High-pass filter
+# ------------------------------------------------------------------------------------------------
+
+# Written out here rather than imported, so that a wrong library constant shows.
+LAPLACIAN_3X3 = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], np.float32)
+
+
+@pytest.mark.parametrize("w_hpf", [1.0, 0.5, 2.0])
+def test_highpass_matches_torch(w_hpf):
+    c = 5
+    x = random_nchw(10, (2, c, 8, 8))  # [N, C, H, W]
+    # Depthwise: one [1, 3, 3] filter per channel -> [C, 1, 3, 3].
+    weight = (torch.from_numpy(LAPLACIAN_3X3) / w_hpf)[None, None].repeat(c, 1, 1, 1)
+    ref = F.conv2d(torch.from_numpy(x), weight, padding=1, groups=c)
+    assert_close_nchw(HighPass(w_hpf)(tf.constant(nchw_to_nhwc(x))), ref)
+
+
+def test_highpass_filter_and_validation():
+    np.testing.assert_allclose(HighPass(2.0).filter, LAPLACIAN_3X3 / 2.0, rtol=0, atol=0)
+    np.testing.assert_allclose(HighPass(1).filter, LAPLACIAN_3X3, rtol=0, atol=0)
+    for bad in (0, 0.0, -1.0):
+        with pytest.raises(ValueError):
+            HighPass(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. Resampling
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (2, 3, 5, 7)])  # [N, C, H, W]
+def test_upsample_nearest2x_matches_torch(shape):
+    x = random_nchw(11, shape)
+    ref = F.interpolate(torch.from_numpy(x), scale_factor=2, mode="nearest")
+    assert_close_nchw(upsample_nearest2x(tf.constant(nchw_to_nhwc(x))), ref, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (2, 3, 16, 12), (2, 3, 7, 9)])  # [N, C, H, W]
+def test_avg_pool2x_matches_torch(shape):
+    # Odd sizes too: both drop the last row/column.
+    x = random_nchw(12, shape)
+    ref = F.avg_pool2d(torch.from_numpy(x), 2)
+    assert_close_nchw(avg_pool2x(tf.constant(nchw_to_nhwc(x))), ref, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Mask resizing (generator, w_hpf > 0)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("src,dst", [(256, 32), (256, 64), (256, 128), (16, 64)])
+def test_mask_resize_matches_torch_bilinear(src, dst):
+    # The generator resizes face masks as tf.image.resize(..., "bilinear"); the official code uses
+    # F.interpolate(mode="bilinear"), whose default is align_corners=False.
+    rng = np.random.default_rng(13)
+    mask = rng.uniform(0.0, 1.0, (2, 1, src, src)).astype(np.float32)  # [N, 1, H, W] heatmap
+    ours = tf.image.resize(tf.constant(nchw_to_nhwc(mask)), [dst, dst], method="bilinear")
+    ref = F.interpolate(torch.from_numpy(mask), size=dst, mode="bilinear", align_corners=False)
+    assert_close_nchw(ours, ref, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. Initialisation
+# ------------------------------------------------------------------------------------------------
+
+
+def tail_fractions(w, std):
+    a = np.abs(np.asarray(w)) / std
+    return (a > 2.0).mean(), (a > 2.5).mean()
+
+
+def test_he_normal_is_untruncated():
+    keras.utils.set_random_seed(14)
+    shape = (3, 3, 256, 256)  # [kh, kw, in, out]; fan_in = 2304
+    std = math.sqrt(2.0 / (3 * 3 * 256))
+    w = np.asarray(initializers.he_normal()(shape))
+    assert abs(w.std() / std - 1.0) < 0.02
+    assert abs(w.mean()) < 0.01 * std
+    beyond2, beyond25 = tail_fractions(w, std)
+    # Untruncated normal: P(|z| > 2) = 4.55%, P(|z| > 2.5) = 1.24% (sampling error ~0.03%).
+    assert 0.043 < beyond2 < 0.048, beyond2
+    assert 0.011 < beyond25 < 0.014, beyond25
+
+    # The checks above do tell the two apart: Keras's HeNormal is a normal truncated at two of its
+    # own (inflated) standard deviations, i.e. at ~2.27 target stds, so it has no |w| > 2.5 std.
+    truncated = np.asarray(keras.initializers.HeNormal(seed=14)(shape))
+    t_beyond2, t_beyond25 = tail_fractions(truncated, std)
+    assert t_beyond25 == 0.0 and t_beyond2 < 0.04
+
+
+def test_initial_weights_of_layers():
+    keras.utils.set_random_seed(15)
+    conv = initializers.conv2d(64, 3, name="c")
+    conv.build((None, 8, 8, 32))
+    np.testing.assert_array_equal(np.asarray(conv.bias), np.zeros(64, np.float32))
+    std = math.sqrt(2.0 / (3 * 3 * 32))
+    assert abs(np.asarray(conv.kernel).std() / std - 1.0) < 0.03  # He, fan_in
+
+    no_bias = initializers.conv2d(4, 1, use_bias=False)
+    no_bias.build((None, 8, 8, 32))
+    assert no_bias.bias is None and len(no_bias.weights) == 1
+
+    dense = initializers.dense(16, name="d")
+    dense.build((None, 8))
+    np.testing.assert_array_equal(np.asarray(dense.bias), np.zeros(16, np.float32))
+
+    norm = InstanceNorm(affine=True)
+    norm.build((None, 8, 8, 6))
+    np.testing.assert_array_equal(np.asarray(norm.gamma), np.ones(6, np.float32))
+    np.testing.assert_array_equal(np.asarray(norm.beta), np.zeros(6, np.float32))
