@@ -1,0 +1,1 @@
+"""Training: config, optimizer, the per-iteration step under tf.distribute, checkpoints, monitoring."""

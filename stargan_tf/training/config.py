@@ -1,0 +1,158 @@
+"""The training configuration: one frozen dataclass, validated once, saved beside the checkpoints."""
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+from typing import Optional
+
+from stargan_tf.config import ModelConfig
+from stargan_tf.errors import UserError
+
+SCHEMA_VERSION = 1
+
+# Fields that may change between a run and its resumption (they do not change what is trained).
+RESUMABLE_CHANGES = frozenset({
+    "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
+    "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs besides the data. Defaults: the official recipe.
+
+    Attributes (official names; see `python -m stargan_tf.train --help` for each):
+      model: the networks' config (num_domains and domain_names come from the data).
+      train_data, val_data: a split directory (tools/make_tfrecords.py) or tfds:NAME[:split].
+      workdir: checkpoints, samples and TensorBoard logs go under it.
+      batch_size: global batch (over all replicas).
+      total_iters: iterations to train (an iteration: D latent, D ref, G latent, G ref, EMA).
+      save_every, sample_every, print_every: periods in iterations.
+      keep_checkpoints: how many of the latest checkpoints to keep.
+      resume_step: resume from this step instead of the latest (None: latest).
+      init_from: a model directory (e.g. a converted official checkpoint) to start from.
+      seed: seeds the data pipeline and the sample grid.
+      deterministic: turn on TF op determinism (reproducible, slower).
+      decoder: "adain" (the paper's decoder).
+      lambda_reg, lambda_sty, lambda_ds, lambda_cyc: loss weights; ds_iter: λ_ds decay length.
+      lr, f_lr: learning rates (f_lr: the mapping network); beta1, beta2, weight_decay: Adam.
+      ema_beta: EMA decay of the test networks.
+      randcrop_prob: probability of the random resized crop.
+      jit_compile: compile the step with XLA; mixed_precision: "", mixed_float16, mixed_bfloat16.
+      wing_path: the FAN weights (wing.ckpt) for w_hpf > 0.
+      cpu_devices: split the CPU into this many logical devices (0: no split); for testing the
+        multi-replica path on a CPU.
+    """
+
+    model: ModelConfig = ModelConfig()
+    train_data: str = ""
+    val_data: str = ""
+    workdir: str = ""
+    batch_size: int = 8
+    val_batch_size: int = 32
+    total_iters: int = 100_000
+    save_every: int = 10_000
+    sample_every: int = 5_000
+    print_every: int = 10
+    keep_checkpoints: int = 3
+    resume_step: Optional[int] = None
+    init_from: str = ""
+    seed: int = 777
+    deterministic: bool = False
+    decoder: str = "adain"
+    lambda_reg: float = 1.0
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0
+    ds_iter: int = 100_000
+    lambda_cyc: float = 1.0
+    lr: float = 1e-4
+    f_lr: float = 1e-6
+    beta1: float = 0.0
+    beta2: float = 0.99
+    weight_decay: float = 1e-4
+    ema_beta: float = 0.999
+    randcrop_prob: float = 0.5
+    jit_compile: bool = False
+    mixed_precision: str = ""
+    wing_path: str = ""
+    cpu_devices: int = 0
+
+    def validate(self, num_replicas=1):
+        """Raises UserError naming every problem a user can fix."""
+        problems = []
+        if self.batch_size < 1:
+            problems.append(f"--batch_size={self.batch_size} must be >= 1")
+        elif self.batch_size % num_replicas:
+            problems.append(f"--batch_size={self.batch_size} is not divisible by {num_replicas} "
+                            "replicas; use a multiple of it")
+        for name in ("total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints",
+                     "val_batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if self.decoder != "adain":
+            problems.append(f"--decoder={self.decoder!r} is not available; use adain")
+        if self.mixed_precision not in ("", "mixed_float16", "mixed_bfloat16"):
+            problems.append(f"--mixed_precision={self.mixed_precision!r}: use mixed_float16, "
+                            "mixed_bfloat16 or nothing")
+        if not 0 <= self.randcrop_prob <= 1:
+            problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
+        if not 0 <= self.ema_beta < 1:
+            problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
+        if not self.workdir:
+            problems.append("--workdir is required")
+        if problems:
+            raise UserError("; ".join(problems) + ".")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"Unknown training config keys: {', '.join(unknown)}.")
+        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        return cls(**d)
+
+
+def differences(saved: TrainConfig, current: TrainConfig):
+    """Fields that differ in a way that forbids resuming: ["--lr: 0.0001 (checkpoint) vs 0.001"]."""
+    a, b = saved.to_dict(), current.to_dict()
+    out = []
+    for key in sorted(set(a["model"]) | set(b["model"])):
+        if a["model"].get(key) != b["model"].get(key):
+            out.append(f"{key}: {a['model'].get(key)!r} (checkpoint) vs {b['model'].get(key)!r}")
+    for key in sorted(set(a) - {"model"} - RESUMABLE_CHANGES):
+        if a.get(key) != b.get(key):
+            out.append(f"--{key}: {a.get(key)!r} (checkpoint) vs {b.get(key)!r}")
+    return out
+
+
+def provenance():
+    """Versions and the git commit of the code that trains, saved with the config."""
+    import keras
+    import tensorflow as tf
+
+    import stargan_tf
+
+    info = {"stargan_tf": stargan_tf.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version()}
+    try:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(stargan_tf.__file__)))
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def config_json(config: TrainConfig):
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,69 @@
+"""Adam with PyTorch's coupled L2 weight decay (`torch.optim.Adam(weight_decay=...)`).
+
+PyTorch adds `weight_decay * param` to the gradient before the moment updates; Keras's
+`weight_decay` argument is decoupled (AdamW) and Keras's Adam also places epsilon differently
+(it adds it to sqrt(v) before the bias correction). The official StarGAN v2 recipe depends on the
+PyTorch form, so this optimizer implements it exactly:
+
+    g <- g + weight_decay * p
+    m <- beta_1 * m + (1 - beta_1) * g
+    v <- beta_2 * v + (1 - beta_2) * g^2
+    p <- p - lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + epsilon)
+"""
+
+import keras
+from keras import ops
+
+
+class AdamL2(keras.optimizers.Optimizer):
+    """Adam with coupled L2 weight decay, as PyTorch's Adam.
+
+    Args:
+      learning_rate: step size (official: 1e-4; the mapping network 1e-6).
+      beta_1, beta_2: moment decay rates (official: 0 and 0.99).
+      epsilon: added to the bias-corrected sqrt(v) (PyTorch's default 1e-8).
+      weight_decay: coefficient of the L2 term added to the gradient (official: 1e-4).
+    """
+
+    def __init__(self, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, weight_decay=1e-4,
+                 name="adam_l2", **kwargs):
+        # The base class's weight_decay is decoupled: keep it off and apply ours in update_step.
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.l2 = weight_decay
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m = [self.add_variable_from_reference(v, "m") for v in var_list]
+        self._v = [self.add_variable_from_reference(v, "v") for v in var_list]
+
+    def slots(self, variable):
+        """The first and second moments {"m": ..., "v": ...} kept for `variable`."""
+        index = self._get_variable_index(variable)
+        return {"m": self._m[index], "v": self._v[index]}
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        t = ops.cast(self.iterations + 1, dtype)
+        g = ops.cast(gradient, dtype)
+        if self.l2:
+            g = g + ops.cast(self.l2, dtype) * variable
+        slots = self.slots(variable)
+        m, v = slots["m"], slots["v"]
+        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
+        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(g))
+        correction1 = 1.0 - ops.power(ops.cast(self.beta_1, dtype), t)
+        correction2 = 1.0 - ops.power(ops.cast(self.beta_2, dtype), t)
+        denom = ops.sqrt(v) / ops.sqrt(correction2) + self.epsilon
+        self.assign_sub(variable, lr / correction1 * m / denom)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                       "weight_decay": self.l2})
+        return config

@@ -1,0 +1,367 @@
+"""The StarGAN v2 training loop under tf.distribute.
+
+One iteration, in the official order: D step (latent-made fake), D step (reference-made fake),
+G step on the latent branch updating G, F and E, G step on the reference branch updating G,
+then the EMA of G, F and E.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from stargan_tf import losses
+from stargan_tf.checkpoint import CONFIG_FILE, FORMAT, VERSION, nets_checkpoint, write_json_atomic
+from stargan_tf.errors import UserError
+from stargan_tf.networks import build_networks, official_variable_map
+from stargan_tf.training import config as config_lib
+from stargan_tf.training.optimizer import AdamL2
+from stargan_tf.training.samples import render_grid
+
+CHECKPOINT_SUBDIR = "checkpoints"
+SAMPLES_SUBDIR = "samples"
+LOGS_SUBDIR = "logs"
+
+
+def is_chief(strategy):
+    """True on the worker that writes logs, summaries and the real checkpoints."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
+
+
+def copy_weights(src, dst):
+    """Copies every weight of Networks `src` into the same-named weights of `dst` (both present)."""
+    src_map, dst_map = official_variable_map(src), official_variable_map(dst)
+    for key, var in dst_map.items():
+        if key in src_map:
+            var.assign(src_map[key])
+
+
+class Trainer:
+    """Trains StarGAN v2.
+
+    Args:
+      config: the TrainConfig (its model config names the domains of the data).
+      strategy: a tf.distribute strategy; the networks and optimizers are created in its scope.
+      train_input: a tf.data.Dataset of *global* batches (split across replicas), or a function
+        `(input_context, start_step) -> per-replica tf.data.Dataset`
+        (`distribute_datasets_from_function`). Elements are dicts with x_real, y_org, x_ref,
+        x_ref2, y_trg, z_trg, z_trg2. The data position is restored on resume as a function of the
+        step (tf.distribute iterators cannot be checkpointed): a Dataset is skipped by the steps
+        done, a function receives the step to start from and must yield the batches that follow.
+      sample_input: dict with x_src [K,S,S,3], y_src [K], x_ref [R,S,S,3], y_ref [R] for the
+        sample grid, or None for no grid.
+    """
+
+    def __init__(self, config, strategy, train_input, sample_input=None):
+        config.validate(strategy.num_replicas_in_sync)
+        if config.model.w_hpf > 0:
+            raise UserError(
+                f"w_hpf={config.model.w_hpf:g} trains with face masks from the FAN landmark network, "
+                "which stargan_tf cannot load yet; train with --w_hpf=0 (get wing.ckpt from the "
+                "official repository: bash download.sh wing)." if config.wing_path else
+                f"w_hpf={config.model.w_hpf:g} needs the FAN face-landmark weights: pass "
+                "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
+                "bash download.sh wing), or train without the high-pass path, --w_hpf=0.")
+        self.config = config
+        self.strategy = strategy
+        self.chief = is_chief(strategy)
+        self.global_batch = config.batch_size
+        self.ckpt_dir = os.path.join(config.workdir, CHECKPOINT_SUBDIR)
+        self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
+        if config.mixed_precision:
+            import keras
+
+            keras.mixed_precision.set_global_policy(config.mixed_precision)
+        with strategy.scope():
+            self.nets = build_networks(config.model)
+            self.nets_ema = build_networks(config.model, discriminator=False)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.optimizers = {
+                "discriminator": self._optimizer(config.lr),
+                "generator": self._optimizer(config.lr),
+                "mapping_network": self._optimizer(config.f_lr),
+                "style_encoder": self._optimizer(config.lr),
+            }
+            for name, opt in self.optimizers.items():
+                opt.build(getattr(self.nets, name).trainable_variables)
+        if config.init_from:
+            self._init_from(config.init_from)
+        # The EMA networks start from the initialised weights (the official code copies them
+        # before its He init, so its EMA starts from PyTorch's default init: a quirk not kept).
+        copy_weights(self.nets, self.nets_ema)
+
+        self.train_input = train_input
+        self.iterator = None  # made in train(), once the step to resume from is known
+        self.sample_input = sample_input
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step,
+            nets=nets_checkpoint(self.nets),
+            nets_ema=nets_checkpoint(self.nets_ema),
+            optimizers=tf.train.Checkpoint(**{
+                name: self._optimizer_checkpoint(opt, getattr(self.nets, name))
+                for name, opt in self.optimizers.items()}),
+        )
+        directory = self.ckpt_dir if self.chief else os.path.join(
+            config.workdir, f".worker-tmp-{strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=config.keep_checkpoints, step_counter=self.step)
+        self._train_step = self._make_train_step()
+        self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
+                       if self.chief else tf.summary.create_noop_writer())
+
+    # Set-up helpers.
+
+    def _optimizer(self, lr):
+        c = self.config
+        opt = AdamL2(lr, c.beta1, c.beta2, 1e-8, c.weight_decay)
+        if c.mixed_precision == "mixed_float16":
+            import keras
+
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        return opt
+
+    @staticmethod
+    def _optimizer_checkpoint(opt, net):
+        inner = getattr(opt, "inner_optimizer", opt)
+        nodes = {"iterations": inner.iterations}
+        names = {id(var): key for key, var, _ in net.official_weights()}
+        for slot in ("m", "v"):
+            nodes[slot] = tf.train.Checkpoint(**{
+                names[id(var)]: inner.slots(var)[slot] for var in net.trainable_variables})
+        if inner is not opt:  # the dynamic loss scale of mixed_float16
+            nodes["loss_scale"] = opt.dynamic_scale
+        return tf.train.Checkpoint(**nodes)
+
+    def _init_from(self, directory):
+        from stargan_tf.checkpoint import load_networks, read_model_config
+
+        source = read_model_config(directory)
+        mine = self.config.model
+        fields = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf",
+                  "resolved_dim_in")
+        diff = [f"{f}: {getattr(source, f)} vs {getattr(mine, f)}" for f in fields
+                if getattr(source, f) != getattr(mine, f)]
+        if diff:
+            raise UserError(f"--init_from={directory} holds a model of another config ({'; '.join(diff)}).")
+        loaded = load_networks(directory)
+        copy_weights(loaded, self.nets)
+        logging.info("Initialised the networks from %s.", directory)
+
+    # The iteration.
+
+    def _apply(self, opt, grads, variables):
+        opt.apply_gradients(zip(grads, variables))
+
+    def _replica_step(self, batch, step):
+        c, nets = self.config, self.nets
+        x_real, y_org, y_trg = batch["x_real"], batch["y_org"], batch["y_trg"]
+        x_ref, x_ref2 = batch["x_ref"], batch["x_ref2"]
+        z_trg, z_trg2 = batch["z_trg"], batch["z_trg2"]
+        # Every loss is a mean over the local batch; scaled by local/global and summed over the
+        # replicas (as Keras optimizers sum gradients) it is the mean over the global batch.
+        scale = tf.cast(tf.shape(x_real)[0], tf.float32) / float(self.global_batch)
+        lambda_ds = losses.lambda_ds_at(step, c.lambda_ds, c.ds_iter)
+        masks = None
+        metrics = {}
+
+        # Train the discriminator: latent branch, then reference branch.
+        d_vars = nets.discriminator.trainable_variables
+        opt_d = self.optimizers["discriminator"]
+        for branch in ({"z_trg": z_trg}, {"x_ref": x_ref}):
+            with tf.GradientTape() as tape:
+                loss, m = losses.discriminator_loss(nets, x_real, y_org, y_trg, masks=masks,
+                                                    lambda_reg=c.lambda_reg, **branch)
+                scaled = opt_d.scale_loss(loss * scale)
+            self._apply(opt_d, tape.gradient(scaled, d_vars), d_vars)
+            metrics.update(m)
+
+        # Train the generator: the latent branch updates G, F and E; the reference branch G.
+        weights = dict(lambda_sty=c.lambda_sty, lambda_ds=lambda_ds, lambda_cyc=c.lambda_cyc)
+        names = ("generator", "mapping_network", "style_encoder")
+        var_lists = [getattr(nets, n).trainable_variables for n in names]
+        with tf.GradientTape() as tape:
+            loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2),
+                                            masks=masks, **weights)
+            scaled = self.optimizers["generator"].scale_loss(loss * scale)
+        grads = tape.gradient(scaled, [v for vs in var_lists for v in vs])
+        start = 0
+        for name, vs in zip(names, var_lists):
+            self._apply(self.optimizers[name], grads[start:start + len(vs)], vs)
+            start += len(vs)
+        metrics.update(m)
+        g_vars = var_lists[0]
+        with tf.GradientTape() as tape:
+            loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2),
+                                            masks=masks, **weights)
+            scaled = self.optimizers["generator"].scale_loss(loss * scale)
+        self._apply(self.optimizers["generator"], tape.gradient(scaled, g_vars), g_vars)
+        metrics.update(m)
+
+        metrics = {k: tf.cast(v, tf.float32) * scale for k, v in metrics.items()}
+        metrics["G/lambda_ds"] = tf.cast(lambda_ds, tf.float32) * scale
+        return metrics
+
+    def _update_ema(self):
+        beta = self.config.ema_beta
+        ema = official_variable_map(self.nets_ema)
+        trained = official_variable_map(self.nets)
+        for key, e in ema.items():
+            v = trained[key]
+            # torch.lerp(param, param_ema, beta) = param + beta * (param_ema - param)
+            e.assign(v + beta * (e - v))
+
+    def _make_train_step(self):
+        replica_step = self._replica_step
+        if self.config.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def train_step(iterator):
+            batch = next(iterator)
+            per_replica = self.strategy.run(replica_step, args=(batch, self.step.read_value()))
+            self._update_ema()
+            self.step.assign_add(1)
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in per_replica.items()}
+
+        return train_step
+
+    def _make_iterator(self, start_step):
+        train_input = self.train_input
+        if isinstance(train_input, tf.data.Dataset):
+            dist = self.strategy.experimental_distribute_dataset(train_input.skip(start_step))
+        else:
+            dist = self.strategy.distribute_datasets_from_function(
+                lambda ctx: train_input(ctx, start_step))
+        return iter(dist)
+
+    # Checkpoints.
+
+    def restore(self):
+        """Restores the latest checkpoint (or `resume_step`); returns the step resumed from."""
+        c = self.config
+        self._check_saved_config()
+        if c.resume_step is not None:
+            path = os.path.join(self.ckpt_dir, f"ckpt-{c.resume_step}")
+            if not tf.io.gfile.exists(path + ".index"):
+                raise UserError(f"--resume_step={c.resume_step}: {self.ckpt_dir} has no checkpoint "
+                                f"of that step.")
+        else:
+            path = tf.train.latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return 0
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d.", path, int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    def _check_saved_config(self):
+        path = os.path.join(self.config.workdir, CONFIG_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path) as f:
+            saved = json.load(f)
+        if "train" not in saved:
+            raise UserError(f"{self.config.workdir} holds a model directory that is not a training "
+                            "run (a converted checkpoint?); pass it as --init_from, and a new --workdir.")
+        diff = config_lib.differences(config_lib.TrainConfig.from_dict(saved["train"]), self.config)
+        if diff:
+            raise UserError(f"--workdir={self.config.workdir} holds a run of another config: "
+                            f"{'; '.join(diff)}. Use a new --workdir, or the same flags.")
+
+    def _write_config(self):
+        if not self.chief:
+            return
+        os.makedirs(self.config.workdir, exist_ok=True)
+        write_json_atomic(os.path.join(self.config.workdir, CONFIG_FILE), {
+            "format": FORMAT, "version": VERSION, "schema_version": config_lib.SCHEMA_VERSION,
+            "model": self.config.model.to_dict(), "train": self.config.to_dict(),
+            "provenance": config_lib.provenance()})
+
+    def save(self):
+        path = self.manager.save(checkpoint_number=self.step)
+        if not self.chief:  # Non-chief workers take part in the save, then drop their copy.
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return path
+
+    # Monitoring.
+
+    def sample(self, step):
+        """Renders the fixed sample grid with the EMA networks: a PNG and a TensorBoard image."""
+        if self.sample_input is None or not self.chief:
+            return None
+        s = self.sample_input
+        rng = np.random.default_rng(self.config.seed)
+        z = rng.standard_normal([self.config.model.num_domains, self.config.model.latent_dim])
+        grid = render_grid(self.nets_ema, s["x_src"], s["y_src"], s["x_ref"], s["y_ref"],
+                           z.astype(np.float32))
+        os.makedirs(self.samples_dir, exist_ok=True)
+        path = os.path.join(self.samples_dir, f"{step:06d}.png")
+        Image.fromarray(grid).save(path)
+        with self.writer.as_default():
+            tf.summary.image("samples", grid[None], step=step)
+        return path
+
+    def _log(self, step, metrics, images_per_second, step_time, start_step, started):
+        c = self.config
+        with self.writer.as_default():
+            for k, v in metrics.items():
+                tf.summary.scalar(k, v, step=step)
+            tf.summary.scalar("perf/images_per_second", images_per_second, step=step)
+            tf.summary.scalar("perf/seconds_per_step", step_time, step=step)
+        done = step - start_step
+        eta = (time.time() - started) / max(done, 1) * (c.total_iters - step)
+        main = " ".join(f"{k}={metrics[k]:.3f}" for k in
+                        ("D/latent/real", "D/latent/fake", "G/latent/adv", "G/latent/cyc",
+                         "G/ref/sty", "G/lambda_ds"))
+        logging.info("step %d/%d | %.1f img/s | %.2f s/step | ETA %s | %s", step, c.total_iters,
+                     images_per_second, step_time, _duration(eta), main)
+
+    # The loop.
+
+    def train(self):
+        """Trains until total_iters; returns the metrics of the last iteration."""
+        c = self.config
+        start_step = self.restore()
+        self._write_config()
+        self.iterator = self._make_iterator(start_step)
+        if start_step >= c.total_iters:
+            logging.info("Nothing to do: step %d >= --total_iters=%d.", start_step, c.total_iters)
+            return {}
+        started = window_start = time.time()
+        window_steps = 0
+        metrics = {}
+        for _ in range(start_step, c.total_iters):
+            metrics = self._train_step(self.iterator)
+            step = int(self.step.numpy())
+            window_steps += 1
+            # Print and write summaries.
+            if step % c.print_every == 0 or step == c.total_iters:
+                values = {k: float(v) for k, v in metrics.items()}
+                elapsed = time.time() - window_start
+                self._log(step, values, window_steps * self.global_batch / elapsed,
+                          elapsed / window_steps, start_step, started)
+                window_start, window_steps = time.time(), 0
+            # Render the fixed sample grid.
+            if step % c.sample_every == 0 or step == c.total_iters:
+                self.sample(step)
+            # Save a checkpoint.
+            if step % c.save_every == 0 or step == c.total_iters:
+                self.save()
+        self.writer.flush()
+        return {k: float(v) for k, v in metrics.items()}
+
+
+def _duration(seconds):
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
