@@ -9,30 +9,54 @@ from absl import flags
 from stargan_tf.official_checkpoint import CONFIG_FIELDS
 
 
-def define_model_flags(flag_values=flags.FLAGS):
-    """Defines --img_size, --style_dim, ..., --domain_names; None means "infer from the weights"."""
+TRAINING_DEFAULTS = {"img_size": 256, "style_dim": 64, "latent_dim": 16, "max_conv_dim": 512,
+                     "dim_in": 0, "w_hpf": 1.0}
+
+
+def define_model_flags(flag_values=flags.FLAGS, defaults=None):
+    """Defines --img_size, --style_dim, ..., --domain_names.
+
+    Args:
+      flag_values: where to define them.
+      defaults: {flag: default}; flags not in it default to None, meaning "infer" (from the
+        weights when converting, from the data for num_domains and domain_names when training).
+    """
+    d = defaults or {}
     f = flag_values
-    flags.DEFINE_integer("img_size", None, "Image height and width in pixels (a power of two >= 32).",
+
+    def default(name, official):
+        value = d.get(name)
+        note = " Default: infer it." if value is None else ""
+        return value, (f" (official: {official}).{note}" if official else f".{note}")
+
+    v, n = default("img_size", "256")
+    flags.DEFINE_integer("img_size", v, "Image height and width in pixels, a power of two >= 32"
+                         + n, flag_values=f)
+    v, n = default("style_dim", "64")
+    flags.DEFINE_integer("style_dim", v, "Length of the style code s" + n, flag_values=f)
+    v, n = default("latent_dim", "16")
+    flags.DEFINE_integer("latent_dim", v, "Length of the latent code z" + n, flag_values=f)
+    v, n = default("num_domains", "")
+    flags.DEFINE_integer("num_domains", v, "Number of domains (training: must match the data)" + n,
                          flag_values=f)
-    flags.DEFINE_integer("style_dim", None, "Length of the style code s (official: 64).", flag_values=f)
-    flags.DEFINE_integer("latent_dim", None, "Length of the latent code z (official: 16).",
-                         flag_values=f)
-    flags.DEFINE_integer("num_domains", None, "Number of domains.", flag_values=f)
-    flags.DEFINE_integer("max_conv_dim", None, "Cap on the channels of any block (official: 512).",
-                         flag_values=f)
-    flags.DEFINE_integer("dim_in", None,
-                         "Channels of the first convolution (official: 2**14 // img_size).",
-                         flag_values=f)
-    flags.DEFINE_float("w_hpf", None,
-                       "Weight of the generator's high-pass path: 1 for faces (CelebA-HQ), 0 for "
-                       "AFHQ. Converting: read from the file's hpf.filter when present.",
+    v, n = default("max_conv_dim", "512")
+    flags.DEFINE_integer("max_conv_dim", v, "Cap on the channels of any block" + n, flag_values=f)
+    v, n = default("dim_in", "2**14 // img_size")
+    flags.DEFINE_integer("dim_in", v, "Channels of the first convolution; 0 = the official "
+                         "2**14 // img_size; smaller makes CPU-sized models" + n, flag_values=f)
+    v, n = default("w_hpf", "1 for CelebA-HQ, 0 for AFHQ")
+    flags.DEFINE_float("w_hpf", v, "Weight of the generator's high-pass path (faces); 0 disables "
+                       "it; converting: read from the file's hpf.filter when present" + n,
                        flag_values=f)
     flags.DEFINE_list("domain_names", [],
                       "Domain names in id order: CelebA-HQ female,male; AFHQ cat,dog,wild. "
-                      "Default: domain0,domain1,...", flag_values=f)
+                      "Converting: default domain0,domain1,...; training: must match the data.",
+                      flag_values=f)
 
 
 def model_overrides(flag_values=flags.FLAGS):
     """The model fields given on the command line: {field: value or None}, and the domain names."""
     overrides = {field: flag_values[field].value for field in CONFIG_FIELDS}
+    if overrides["dim_in"] == 0:
+        overrides["dim_in"] = None  # 0 = the official 2**14 // img_size
     return overrides, list(flag_values["domain_names"].value)

@@ -13,31 +13,32 @@ from stargan_tf.config import ModelConfig
 from stargan_tf.networks import count_params
 
 # Official parameter counts (clovaai/stargan-v2 networks at their default sizes), for the model
-# each flagfile in configs/ describes.
+# each training flagfile in configs/ describes, with the official data's domain count.
 OFFICIAL_COUNTS = {
-    "celeba_hq256.cfg": {"generator": 43_467_395, "mapping_network": 2_438_272,
-                         "style_encoder": 20_916_928, "discriminator": 20_852_290},
-    "afhq256.cfg": {"generator": 33_892_995, "mapping_network": 3_259_072,
-                    "style_encoder": 20_949_760, "discriminator": 20_852_803},
-    "afhq512_adain.cfg": {"generator": 33_964_099, "mapping_network": 3_259_072,
-                          "style_encoder": 20_978_656, "discriminator": 20_881_699},
+    ("celeba_hq256.cfg", 2): {"generator": 43_467_395, "mapping_network": 2_438_272,
+                              "style_encoder": 20_916_928, "discriminator": 20_852_290},
+    ("afhq256.cfg", 3): {"generator": 33_892_995, "mapping_network": 3_259_072,
+                         "style_encoder": 20_949_760, "discriminator": 20_852_803},
+    ("afhq512.cfg", 3): {"generator": 33_964_099, "mapping_network": 3_259_072,
+                         "style_encoder": 20_978_656, "discriminator": 20_881_699},
 }
 
 
-def config_from_flagfile(name):
+def config_from_flagfile(name, num_domains):
     """The ModelConfig a configs/ flagfile states, parsed by the tools' own flag definitions."""
     flag_values = flags.FlagValues()
-    model_flags.define_model_flags(flag_values)
-    flag_values(["prog", f"--flagfile={REPO / 'configs' / name}"])
-    overrides, domain_names = model_flags.model_overrides(flag_values)
-    return ModelConfig(**{k: v for k, v in overrides.items() if v is not None},
-                       domain_names=tuple(domain_names))
+    model_flags.define_model_flags(flag_values, defaults=model_flags.TRAINING_DEFAULTS)
+    # The flagfile also holds training flags, which these flag values do not define.
+    flag_values(["prog", f"--flagfile={REPO / 'configs' / name}"], known_only=True)
+    overrides, _ = model_flags.model_overrides(flag_values)
+    overrides["num_domains"] = num_domains
+    return ModelConfig(**overrides)
 
 
-@pytest.mark.parametrize("name", sorted(OFFICIAL_COUNTS))
-def test_official_parameter_counts(name):
-    networks = stargan_tf.build_networks(config_from_flagfile(name))
-    assert {n: count_params(m) for n, m in networks.items()} == OFFICIAL_COUNTS[name]
+@pytest.mark.parametrize("name,num_domains", sorted(OFFICIAL_COUNTS))
+def test_official_parameter_counts(name, num_domains):
+    networks = stargan_tf.build_networks(config_from_flagfile(name, num_domains))
+    assert {n: count_params(m) for n, m in networks.items()} == OFFICIAL_COUNTS[(name, num_domains)]
 
 
 def test_official_dim_in_default():

@@ -71,6 +71,8 @@ class Trainer:
                 f"w_hpf={config.model.w_hpf:g} needs the FAN face-landmark weights: pass "
                 "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
                 "bash download.sh wing), or train without the high-pass path, --w_hpf=0.")
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()  # process-wide, as TF offers it
         self.config = config
         self.strategy = strategy
         self.chief = is_chief(strategy)

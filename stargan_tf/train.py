@@ -1,0 +1,176 @@
+"""Trains StarGAN v2: `python -m stargan_tf.train --flagfile=configs/afhq256.cfg --workdir=DIR`.
+
+Reads a TFRecord split written by tools/make_tfrecords.py (or tfds:NAME[:split]), trains with the
+official recipe on every local device (MirroredStrategy) or across machines
+(MultiWorkerMirroredStrategy when TF_CONFIG names a cluster), and writes under --workdir:
+checkpoints/ (resumed from on restart), samples/*.png (the fixed sample grid), logs/
+(TensorBoard) and config.json. `stargan_tf.load_networks(workdir)` loads the EMA networks.
+"""
+
+import json
+import os
+
+from absl import flags, logging
+
+from stargan_tf import cli, model_flags
+from stargan_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+# Data and run.
+flags.DEFINE_string("train_data", None, "Training split: a directory written by "
+                    "tools/make_tfrecords.py (OUT/train) or tfds:NAME[:split].")
+flags.DEFINE_string("val_data", "", "Validation split (same forms), used for the sample grid; "
+                    "default: the training split.")
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples, TensorBoard logs and "
+                    "config.json; a run resumes from the latest checkpoint in it.")
+flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas; official: 8).")
+flags.DEFINE_integer("val_batch_size", 32, "Batch size for reading the validation split.")
+flags.DEFINE_integer("total_iters", 100_000, "Iterations to train (official: 100000).")
+flags.DEFINE_integer("save_every", 10_000, "Save a checkpoint every this many iterations.")
+flags.DEFINE_integer("sample_every", 5_000, "Render the sample grid every this many iterations.")
+flags.DEFINE_integer("print_every", 10, "Log losses and speed every this many iterations.")
+flags.DEFINE_integer("keep_checkpoints", 3, "Keep this many of the latest checkpoints.")
+flags.DEFINE_integer("resume_step", None, "Resume from the checkpoint of this step (default: "
+                     "the latest in --workdir).")
+flags.DEFINE_string("init_from", "", "Model directory to initialise the networks from, e.g. an "
+                    "official checkpoint converted by tools/convert_pytorch_checkpoint.py.")
+flags.DEFINE_integer("seed", 777, "Seed of the data pipeline and the sample grid (official: 777).")
+flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "
+                     "runs and resumes, somewhat slower.")
+flags.DEFINE_string("decoder", "adain", "Generator decoder: adain (the paper's AdaIN blocks).")
+# Model (num_domains and domain_names come from the data).
+model_flags.define_model_flags(defaults=model_flags.TRAINING_DEFAULTS)
+# Losses and optimisation: the official names and defaults.
+flags.DEFINE_float("lambda_reg", 1.0, "Weight of the R1 gradient penalty.")
+flags.DEFINE_float("lambda_sty", 1.0, "Weight of the style reconstruction loss.")
+flags.DEFINE_float("lambda_ds", 1.0, "Initial weight of the diversity-sensitive loss (official "
+                   "AFHQ recipe: 2); decays linearly to 0 over --ds_iter iterations.")
+flags.DEFINE_integer("ds_iter", 100_000, "Iterations over which lambda_ds decays to 0.")
+flags.DEFINE_float("lambda_cyc", 1.0, "Weight of the cycle-consistency loss.")
+flags.DEFINE_float("lr", 1e-4, "Learning rate of D, G and E.")
+flags.DEFINE_float("f_lr", 1e-6, "Learning rate of the mapping network F.")
+flags.DEFINE_float("beta1", 0.0, "Adam beta1.")
+flags.DEFINE_float("beta2", 0.99, "Adam beta2.")
+flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay, added to the gradient as PyTorch's "
+                   "Adam does.")
+flags.DEFINE_float("ema_beta", 0.999, "Decay of the exponential moving average of G, F and E.")
+flags.DEFINE_float("randcrop_prob", 0.5, "Probability of the random resized crop augmentation.")
+# Speed and devices.
+flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"],
+                  "Mixed precision policy (mixed_float16 uses dynamic loss scaling); R1 and the "
+                  "instance-norm statistics stay in float32.")
+flags.DEFINE_string("wing_path", "", "FAN face-landmark weights (wing.ckpt) for --w_hpf > 0.")
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices and train "
+                     "on all of them (tests the multi-replica path without GPUs); 0: no split.")
+
+
+def make_strategy(cpu_devices):
+    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, else MirroredStrategy."""
+    import tensorflow as tf
+
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    if cpu_devices:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)])
+    if sum(len(v) for v in tf_config.get("cluster", {}).values()) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if cpu_devices:
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)])
+    return tf.distribute.MirroredStrategy()  # All GPUs, or the CPU alone.
+
+
+def build_config(source):
+    """The TrainConfig of the flags, with the domains of the data."""
+    from stargan_tf.config import ModelConfig
+    from stargan_tf.training.config import TrainConfig
+
+    overrides, domain_names = model_flags.model_overrides(FLAGS)
+    num_domains = overrides.pop("num_domains")
+    if num_domains is not None and num_domains != source.num_domains:
+        raise UserError(f"--num_domains={num_domains}, but {FLAGS.train_data} has "
+                        f"{source.num_domains} domains ({','.join(source.domains)}).")
+    if domain_names and tuple(domain_names) != tuple(source.domains):
+        raise UserError(f"--domain_names={','.join(domain_names)}, but {FLAGS.train_data} has the "
+                        f"domains {','.join(source.domains)}.")
+    try:
+        model = ModelConfig(num_domains=source.num_domains, domain_names=tuple(source.domains),
+                            **overrides)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return TrainConfig(
+        model=model, train_data=FLAGS.train_data, val_data=FLAGS.val_data, workdir=FLAGS.workdir,
+        batch_size=FLAGS.batch_size, val_batch_size=FLAGS.val_batch_size,
+        total_iters=FLAGS.total_iters, save_every=FLAGS.save_every,
+        sample_every=FLAGS.sample_every, print_every=FLAGS.print_every,
+        keep_checkpoints=FLAGS.keep_checkpoints, resume_step=FLAGS.resume_step,
+        init_from=FLAGS.init_from, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+        decoder=FLAGS.decoder, lambda_reg=FLAGS.lambda_reg, lambda_sty=FLAGS.lambda_sty,
+        lambda_ds=FLAGS.lambda_ds, ds_iter=FLAGS.ds_iter, lambda_cyc=FLAGS.lambda_cyc, lr=FLAGS.lr,
+        f_lr=FLAGS.f_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2, weight_decay=FLAGS.weight_decay,
+        ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob,
+        jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+        wing_path=FLAGS.wing_path, cpu_devices=FLAGS.cpu_devices)
+
+
+def sample_input(source, img_size, batch_size, num_domains, sources_per_domain=2):
+    """Fixed images for the sample grid: a few sources and one reference of every domain."""
+    import numpy as np
+
+    from stargan_tf.data.pipeline import eval_dataset
+
+    picked = {d: [] for d in range(num_domains)}
+    need = sources_per_domain + 1
+    for x, y, _ in eval_dataset(source, img_size, batch_size):
+        for xi, yi in zip(x.numpy(), y.numpy()):
+            if len(picked[int(yi)]) < need:
+                picked[int(yi)].append(xi)
+        if all(len(v) >= need for v in picked.values()):
+            break
+    x_src, y_src, x_ref, y_ref = [], [], [], []
+    for d, images in picked.items():
+        x_src += images[:sources_per_domain]
+        y_src += [d] * len(images[:sources_per_domain])
+        if len(images) > sources_per_domain:
+            x_ref.append(images[sources_per_domain])
+            y_ref.append(d)
+    return {"x_src": np.stack(x_src), "y_src": np.array(y_src, np.int32),
+            "x_ref": np.stack(x_ref) if x_ref else np.stack(x_src[:1]),
+            "y_ref": np.array(y_ref or y_src[:1], np.int32)}
+
+
+def main(argv):
+    del argv  # Unused.
+    if FLAGS.workdir is None or FLAGS.train_data is None:
+        raise UserError("--train_data and --workdir are required (see --help).")
+    if FLAGS.img_size < 32 or FLAGS.img_size & (FLAGS.img_size - 1):
+        raise UserError(f"--img_size={FLAGS.img_size} is not a power of two >= 32 (e.g. 256, 512).")
+    from stargan_tf.data.pipeline import open_source
+
+    source = open_source(FLAGS.train_data)
+    val_source = open_source(FLAGS.val_data) if FLAGS.val_data else source
+    config = build_config(source)
+
+    from stargan_tf.data.pipeline import train_dataset
+    from stargan_tf.training.trainer import Trainer
+
+    strategy = make_strategy(FLAGS.cpu_devices)
+    logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
+
+    def dataset_fn(ctx, start_step):
+        return train_dataset(source, config.model.img_size,
+                             ctx.get_per_replica_batch_size(config.batch_size),
+                             config.model.latent_dim, config.seed,
+                             randcrop_prob=config.randcrop_prob, input_context=ctx,
+                             start_step=start_step)
+
+    grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
+                              config.model.num_domains)
+    trainer = Trainer(config, strategy, dataset_fn, grid_input)
+    trainer.train()
+    logging.info("Done: %s", config.workdir)
+
+
+if __name__ == "__main__":
+    cli.run(main)
