@@ -1,0 +1,315 @@
+"""tf.data pipelines: balanced training examples with references, and ordered evaluation batches.
+
+A *source* is where images come from:
+  * a split directory in the TFRecord layout of `stargan_tf.data.format` ("OUT/train"), or
+  * `tfds:NAME[:split]`, a TensorFlow Datasets image dataset whose class label is the domain, or
+    `tfds:imagefolder:/root_dir[:split]` (a `root_dir/<split>/<label>/<img>` tree), see
+    `stargan_tf.data.tfds_source`.
+
+Training (`train_dataset`): every example draws a source domain and a target domain uniformly
+and independently, so sources are balanced over domains whatever their sizes (the official
+sampler weights each image by 1/count of its domain: the same distribution); x_real is the next
+image of the source domain's stream, x_ref and x_ref2 the next two of the target domain's. Each
+domain's stream reads the split in a shuffled shard order, keeps the domain's records, shuffles
+them in a buffer of *encoded* records and repeats; one stream per domain serves both roles.
+All other randomness (domains, z codes, augmentation) is a stateless function of
+(seed, input pipeline id, example index), so the same seed gives the same batches and iterator
+checkpoints (`tf.train.Checkpoint(iterator=it)`) hold only read positions, the shuffle buffers
+(encoded bytes) and the few uint8 batches in flight.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from stargan_tf.data import augment
+from stargan_tf.data import format as data_format
+from stargan_tf.errors import UserError
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 1000  # Encoded records per domain; see `train_dataset`.
+_MAX_OPEN_SHARDS = 16  # Shards each domain stream reads at a time (round-robin).
+_PARSE_BATCH = 64  # Records parsed per call.
+_PREFETCH_BATCHES = 2  # Training batches made ahead of the consumer.
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A split to read.
+
+    Attributes:
+      name: where it comes from, for messages.
+      domains: domain names; a record's label indexes them.
+      counts: number of images per domain.
+      img_size: side of the stored images, or None when they vary (they are resized anyway).
+      read: `read(shuffle_seed, domain=None)` -> a `tf.data.Dataset` of one pass over the
+        split's records (those of label `domain` only, unless None), dicts
+        {"image": encoded bytes, "label": int64, "filename": string unique in the split}.
+        `shuffle_seed=None` reads in the stored order; an int shuffles the order in which shards
+        (files) are read, anew on each iteration.
+      shuffles_records: True when `read(seed)` shuffles the records themselves uniformly (e.g.
+        a list of image files): the training streams then need no shuffle buffer.
+    """
+
+    name: str
+    domains: tuple[str, ...]
+    counts: tuple[int, ...]
+    img_size: int | None
+    read: Callable[..., tf.data.Dataset]
+    shuffles_records: bool = False
+
+    @property
+    def num_domains(self):
+        return len(self.domains)
+
+    @property
+    def num_examples(self):
+        return sum(self.counts)
+
+
+def open_source(source):
+    """A `Source` from a split directory, a `tfds:` string, or a `Source` (returned as is)."""
+    if isinstance(source, Source):
+        return source
+    source = str(source)
+    if source.startswith("tfds:"):
+        from stargan_tf.data import tfds_source  # Imports tensorflow_datasets: slow, so lazily.
+
+        return tfds_source.open_tfds_source(source)
+    return _split_dir_source(source)
+
+
+def _split_dir_source(split_dir):
+    meta = data_format.read_metadata(split_dir)
+    files = data_format.shard_paths(split_dir, meta)
+    missing = [f for f in files if not tf.io.gfile.exists(f)]
+    if missing:
+        raise UserError(
+            f"{split_dir}/{data_format.METADATA_FILE} lists shards that do not exist: "
+            f"{', '.join(missing[:3])}. Write the split again with tools/make_tfrecords.py."
+        )
+
+    def read(shuffle_seed, domain=None):
+        if shuffle_seed is None or len(files) == 1:
+            serialized = tf.data.TFRecordDataset(files)
+        else:
+            # Reading several shards round-robin mixes records the writer stored far apart.
+            names = tf.data.Dataset.from_tensor_slices(files)
+            names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+            serialized = names.interleave(
+                tf.data.TFRecordDataset,
+                cycle_length=min(len(files), _MAX_OPEN_SHARDS),
+                block_length=1,
+            )
+
+        # Parsed (and filtered) 64 at a time: per-record function calls would cost more than
+        # the parsing itself, and every domain's stream reads the whole split.
+        def parse(batch):
+            records = tf.io.parse_example(batch, data_format.FEATURES)
+            if domain is not None:
+                keep = tf.equal(records["label"], domain)
+                records = {k: tf.boolean_mask(v, keep) for k, v in records.items()}
+            return records
+
+        return serialized.batch(_PARSE_BATCH).map(parse).unbatch()
+
+    return Source(
+        name=split_dir,
+        domains=tuple(meta["domains"]),
+        counts=tuple(int(c) for c in meta["counts"]),
+        img_size=meta.get("img_size"),
+        read=read,
+    )
+
+
+def _check_source(source, img_size):
+    if source.num_domains == 0:
+        raise UserError(f"{source.name} has no domains.")
+    empty = [d for d, c in zip(source.domains, source.counts) if c == 0]
+    if empty:
+        raise UserError(f"{source.name}: domain(s) {', '.join(empty)} have no images.")
+    if source.img_size is not None and source.img_size != img_size:
+        logging.info(
+            "%s holds %d px images; they are resized to img_size=%d.",
+            source.name,
+            source.img_size,
+            img_size,
+        )
+
+
+def decode(image_bytes):
+    """Encoded JPEG/PNG/GIF/BMP/WebP bytes -> uint8 [H, W, 3] (grayscale expanded, alpha dropped)."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def deterministic_options():
+    """tf.data options of every pipeline here: deterministic element order."""
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def _seed_ints(seed, pipeline_id, stream):
+    """Two 31-bit ints for tf.data's seeded ops, distinct per (seed, pipeline, stream)."""
+    state = np.random.SeedSequence([seed, pipeline_id, stream]).generate_state(2)
+    return [int(s) & 0x7FFFFFFF for s in state]
+
+
+def _domain_stream(source, domain, shuffle_buffer, seeds):
+    """Endless shuffled records of one domain: each pass yields each of its records once."""
+    records = source.read(seeds[0], domain)
+    if not source.shuffles_records:
+        buffer = max(1, min(source.counts[domain], shuffle_buffer))
+        records = records.shuffle(buffer, seed=seeds[1], reshuffle_each_iteration=True)
+    return records.repeat()
+
+
+def train_dataset(
+    source,
+    img_size,
+    batch_size,
+    latent_dim,
+    seed,
+    randcrop_prob=0.5,
+    input_context=None,
+    shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+):
+    """Endless balanced training batches of one input pipeline.
+
+    Each example: a source domain y_org and a target domain y_trg, each uniform over the domains
+    and independent (y_trg may equal y_org, as in the official code); x_real an image of y_org;
+    x_ref and x_ref2 two images of y_trg, *different* images whenever the domain has two or more
+    (the official loader pairs each reference with a partner fixed once per run, possibly itself;
+    drawing the pair afresh and distinct is a deliberate improvement); z_trg, z_trg2 ~ N(0, I).
+    Within a domain, images are drawn without replacement from its shuffled stream (every image
+    of a domain is used once before any is used twice), where the official sampler draws with
+    replacement. x_real, x_ref and x_ref2 are each augmented independently (`augment.augment`:
+    random resized crop with probability `randcrop_prob`, resize, horizontal flip); an image
+    whose size is not img_size is resized (bilinear, antialiased when shrinking).
+
+    Args:
+      source: a split directory (`stargan_tf.data.format`), a `tfds:` string (see
+        `stargan_tf.data.tfds_source`) or a `Source`.
+      img_size: side of the output images in pixels.
+      batch_size: examples per batch of *this pipeline*. With `input_context` it is the
+        per-replica batch: pass `input_context.get_per_replica_batch_size(global_batch)`.
+      latent_dim: size of z_trg and z_trg2.
+      seed: non-negative int. The same seed (and input pipeline) gives the same batches.
+      randcrop_prob: probability of the random resized crop, per image.
+      input_context: a `tf.distribute.InputContext`, from
+        `strategy.distribute_datasets_from_function`. Its `input_pipeline_id` is folded into the
+        seed, so workers draw different examples. (Replicas fed by one pipeline get different,
+        consecutive batches of it.) Every pipeline samples from the whole split: none is sharded,
+        so no pipeline misses a small domain.
+      shuffle_buffer: encoded records held per domain to shuffle its stream (at most the domain's
+        size: a smaller domain is shuffled completely each pass). It sets memory use and the size
+        of iterator checkpoints: about num_domains * min(count, shuffle_buffer) * record size.
+
+    Returns:
+      A `tf.data.Dataset` of dicts with
+        x_real, x_ref, x_ref2: float32 [B, img_size, img_size, 3] in [-1, 1];
+        y_org, y_trg: int32 [B];
+        z_trg, z_trg2: float32 [B, latent_dim].
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}.")
+    source = open_source(source)
+    _check_source(source, img_size)
+    num_domains = source.num_domains
+    pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+    if input_context is not None:
+        logging.info(
+            "Input pipeline %d of %d: per-replica batch %d.",
+            pipeline_id,
+            input_context.num_input_pipelines,
+            batch_size,
+        )
+
+    base_seed = tf.constant([seed, pipeline_id], tf.int64)
+
+    def example_keys(index):
+        # 7 seeds of example `index`: y_org, y_trg, z_trg, z_trg2, and the 3 images' augmentations.
+        return tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(base_seed, index), 7
+        )  # [7, 2]
+
+    keys = tf.data.Dataset.counter().map(example_keys)
+
+    def domain_choices(k):
+        y_org = tf.random.stateless_uniform([], k[0], 0, num_domains, dtype=tf.int64)
+        y_trg = tf.random.stateless_uniform([], k[1], 0, num_domains, dtype=tf.int64)
+        return tf.stack([y_org, y_trg, y_trg])  # Streams to take x_real, x_ref, x_ref2 from.
+
+    streams = [
+        _domain_stream(source, d, shuffle_buffer, _seed_ints(seed, pipeline_id, d))
+        for d in range(num_domains)
+    ]
+    triples = tf.data.Dataset.choose_from_datasets(
+        streams, keys.map(domain_choices).unbatch()
+    ).batch(3, drop_remainder=True)  # {"image": [3], "label": [3], "filename": [3]}
+    examples = tf.data.Dataset.zip(keys, triples)
+
+    counts = tf.constant(source.counts, tf.int64)
+
+    def distinct_refs(k, rec):
+        # x_ref, x_ref2 are consecutive in their domain's stream: different images, except when
+        # one pass ends with the image the next begins with (rare); such examples are dropped.
+        return (rec["filename"][1] != rec["filename"][2]) | (counts[rec["label"][1]] < 2)
+
+    examples = examples.filter(distinct_refs)
+
+    def make_example(k, rec):
+        x = [
+            augment.augment(decode(rec["image"][j]), img_size, k[4 + j], randcrop_prob)
+            for j in range(3)
+        ]  # 3 x uint8 [S, S, 3]
+        return {
+            "x_real": x[0],
+            "y_org": tf.cast(rec["label"][0], tf.int32),
+            "x_ref": x[1],
+            "x_ref2": x[2],
+            "y_trg": tf.cast(rec["label"][1], tf.int32),
+            "z_trg": tf.random.stateless_normal([latent_dim], k[2]),
+            "z_trg2": tf.random.stateless_normal([latent_dim], k[3]),
+        }
+
+    examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    # A fixed, small prefetch: iterator checkpoints save the buffered batches.
+    batches = examples.batch(batch_size, drop_remainder=True).prefetch(_PREFETCH_BATCHES)
+
+    def to_float(batch):
+        return {k: augment.normalize(v) if k.startswith("x_") else v for k, v in batch.items()}
+
+    # Normalised after the prefetch buffer, which (like the map's in-flight results) holds uint8.
+    return batches.map(to_float).with_options(deterministic_options())
+
+
+def _eval_map(img_size):
+    def fn(rec):
+        x = augment.normalize(augment.resize(decode(rec["image"]), img_size))
+        return x, tf.cast(rec["label"], tf.int32), rec["filename"]
+
+    return fn
+
+
+def eval_dataset(source, img_size, batch_size):
+    """Every image of a split once, in its stored order, without augmentation.
+
+    Args:
+      source: a split directory, a `tfds:` string or a `Source` (see `train_dataset`).
+      img_size: side of the output images; other sizes are resized (bilinear, antialiased
+        when shrinking).
+      batch_size: images per batch; the last batch may be smaller.
+
+    Returns:
+      A `tf.data.Dataset` of tuples (x float32 [B, S, S, 3] in [-1, 1], y int32 [B],
+      filename string [B]).
+    """
+    source = open_source(source)
+    _check_source(source, img_size)
+    ds = source.read(None).map(_eval_map(img_size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(deterministic_options())
