@@ -177,6 +177,7 @@ def train_dataset(
     randcrop_prob=0.5,
     input_context=None,
     shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+    start_step=0,
 ):
     """Endless balanced training batches of one input pipeline.
 
@@ -208,6 +209,9 @@ def train_dataset(
       shuffle_buffer: encoded records held per domain to shuffle its stream (at most the domain's
         size: a smaller domain is shuffled completely each pass). It sets memory use and the size
         of iterator checkpoints: about num_domains * min(count, shuffle_buffer) * record size.
+      start_step: training steps already done: the pipeline starts with the batches that follow
+        them, exactly as an uninterrupted run would see them (resume). The examples consumed are
+        skipped before decoding: the cost is reading their records, not decoding them.
 
     Returns:
       A `tf.data.Dataset` of dicts with
@@ -261,6 +265,12 @@ def train_dataset(
         return (rec["filename"][1] != rec["filename"][2]) | (counts[rec["label"][1]] < 2)
 
     examples = examples.filter(distinct_refs)
+    if start_step:
+        # Each step takes one batch per replica this pipeline feeds.
+        replicas = 1
+        if input_context is not None:
+            replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        examples = examples.skip(start_step * replicas * batch_size)
 
     def make_example(k, rec):
         x = [
