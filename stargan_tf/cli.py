@@ -17,11 +17,19 @@ def fail(message):
     sys.exit(USAGE_ERROR)
 
 
+HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
         fail(f"{e} (see --help)")
+    except SystemExit as e:
+        # absl prints the help and exits with status 1; asking for help is not an error.
+        if e.code == 1 and any(a.split("=")[0] in HELP_FLAGS for a in argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def run(main):
