@@ -27,8 +27,32 @@ CROP_RATIO = (0.9, 1.1)  # Range of the crop's aspect ratio (width / height), sa
 CROP_ATTEMPTS = 10  # torchvision's tries before it falls back to a central crop.
 
 
-def _split(seed, num):
-    return tf.random.experimental.stateless_split(seed, num)  # [num, 2]
+def _window_from_uniforms(u, height, width, scale, ratio):
+    """torchvision's window choice, given its random numbers u: float64 [4, attempts] in [0, 1)."""
+    h_f = tf.cast(height, tf.float64)
+    w_f = tf.cast(width, tf.float64)
+    # Float64 and round-half-to-even, as torchvision computes in Python.
+    area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u[0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = tf.exp(log_lo + (log_hi - log_lo) * u[1])
+    crop_w = tf.round(tf.sqrt(area * aspect))  # [attempts]
+    crop_h = tf.round(tf.sqrt(area / aspect))
+    fits = (crop_w >= 1) & (crop_w <= w_f) & (crop_h >= 1) & (crop_h <= h_f)
+    # torch.randint(0, n + 1): a uniform integer in [0, n].
+    top = tf.floor(u[2] * (h_f - crop_h + 1))
+    left = tf.floor(u[3] * (w_f - crop_w + 1))
+    candidates = tf.stack([top, left, crop_h, crop_w], axis=1)  # [attempts, 4]
+
+    # Fallback: a central crop, the whole image unless its aspect ratio is outside `ratio`.
+    in_ratio = w_f / h_f
+    fb_w = tf.where(in_ratio > ratio[1], tf.round(h_f * ratio[1]), w_f)
+    fb_h = tf.where(in_ratio < ratio[0], tf.round(w_f / ratio[0]), h_f)
+    fallback = tf.stack([tf.floor((h_f - fb_h) / 2), tf.floor((w_f - fb_w) / 2), fb_h, fb_w])
+
+    candidates = tf.concat([candidates, fallback[None]], axis=0)  # [attempts + 1, 4]
+    fits = tf.concat([fits, [True]], axis=0)
+    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)  # The first that fits.
+    return tf.cast(candidates[first], tf.int32)  # [4]: top, left, crop_height, crop_width
 
 
 def crop_window(seed, height, width, scale=CROP_SCALE, ratio=CROP_RATIO, attempts=CROP_ATTEMPTS):
@@ -42,49 +66,14 @@ def crop_window(seed, height, width, scale=CROP_SCALE, ratio=CROP_RATIO, attempt
       seed: shape-[2] integer tensor.
       height, width: the image's size in pixels (int32 scalars or Python ints).
       scale: (min, max) area of the crop as a fraction of the image's area.
-      ratio: (min, max) aspect ratio (width / height) of the crop.
+      ratio: (min, max) aspect ratio (width / height) of the crop, sampled log-uniformly.
       attempts: how many random windows to try.
 
     Returns:
-      (top, left, crop_height, crop_width), int32 scalars.
+      int32 [4]: top, left, crop_height, crop_width.
     """
-    seeds = _split(seed, 4)
-    height = tf.cast(height, tf.int32)
-    width = tf.cast(width, tf.int32)
-    h_f = tf.cast(height, tf.float64)
-    w_f = tf.cast(width, tf.float64)
-    # Float64 and round-half-to-even, as torchvision computes in Python.
-    target_area = (
-        h_f
-        * w_f
-        * tf.random.stateless_uniform([attempts], seeds[0], scale[0], scale[1], dtype=tf.float64)
-    )
-    log_ratio = tf.random.stateless_uniform(
-        [attempts], seeds[1], math.log(ratio[0]), math.log(ratio[1]), dtype=tf.float64
-    )
-    aspect = tf.exp(log_ratio)
-    crop_w = tf.cast(tf.round(tf.sqrt(target_area * aspect)), tf.int32)  # [attempts]
-    crop_h = tf.cast(tf.round(tf.sqrt(target_area / aspect)), tf.int32)  # [attempts]
-    fits = (crop_w > 0) & (crop_w <= width) & (crop_h > 0) & (crop_h <= height)
-    # torch.randint(0, n + 1): a uniform integer in [0, n].
-    u_top = tf.random.stateless_uniform([attempts], seeds[2], dtype=tf.float64)
-    u_left = tf.random.stateless_uniform([attempts], seeds[3], dtype=tf.float64)
-    top = tf.cast(tf.floor(u_top * tf.cast(height - crop_h + 1, tf.float64)), tf.int32)
-    left = tf.cast(tf.floor(u_left * tf.cast(width - crop_w + 1, tf.float64)), tf.int32)
-    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)  # The first that fits.
-
-    # Fallback: a central crop, the whole image unless its aspect ratio is outside `ratio`.
-    in_ratio = w_f / h_f
-    fb_w = tf.where(in_ratio > ratio[1], tf.cast(tf.round(h_f * ratio[1]), tf.int32), width)
-    fb_h = tf.where(in_ratio < ratio[0], tf.cast(tf.round(w_f / ratio[0]), tf.int32), height)
-
-    found = tf.reduce_any(fits)
-    return (
-        tf.where(found, top[first], (height - fb_h) // 2),
-        tf.where(found, left[first], (width - fb_w) // 2),
-        tf.where(found, crop_h[first], fb_h),
-        tf.where(found, crop_w[first], fb_w),
-    )
+    u = tf.random.stateless_uniform([4, attempts], seed, dtype=tf.float64)
+    return _window_from_uniforms(u, height, width, scale, ratio)
 
 
 def normalize(image):
@@ -126,10 +115,8 @@ def resize(image, size):
     return tf.ensure_shape(out, [size, size, 3])
 
 
-def _window(image, seed):
-    shape = tf.shape(image)
-    top, left, crop_h, crop_w = crop_window(seed, shape[0], shape[1])
-    return image[top : top + crop_h, left : left + crop_w]
+def _crop(image, window):
+    return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
 
 
 def random_resized_crop(image, size, seed):
@@ -143,7 +130,8 @@ def random_resized_crop(image, size, seed):
     Returns:
       uint8 [size, size, 3]: the window `crop_window(seed, H, W)`, resized.
     """
-    return resize(_window(image, seed), size)
+    shape = tf.shape(image)
+    return resize(_crop(image, crop_window(seed, shape[0], shape[1])), size)
 
 
 def random_flip_left_right(image, seed, prob=0.5):
@@ -155,9 +143,11 @@ def random_flip_left_right(image, seed, prob=0.5):
 def augment(image, size, seed, randcrop_prob=0.5):
     """The official training augmentation of one image, before normalisation.
 
-    With probability `randcrop_prob` a random resized crop to `size` (`random_resized_crop`),
-    otherwise a resize to `size` (a no-op when the image already has that size); then a random
-    horizontal flip (p = 0.5). `normalize` maps the result to [-1, 1].
+    With probability `randcrop_prob` a random resized crop to `size` (as `random_resized_crop`),
+    otherwise a resize to `size` (a no-op when the image already has that size); then a
+    horizontal flip with probability 0.5. `normalize` maps the result to [-1, 1].
+
+    All its random numbers come from one draw (one op: this runs three times per example).
 
     Args:
       image: uint8 [H, W, 3], any size.
@@ -166,13 +156,17 @@ def augment(image, size, seed, randcrop_prob=0.5):
       randcrop_prob: probability of the random resized crop.
 
     Returns:
-      uint8 [size, size, 3], equal (up to float rounding) to
-      `random_flip_left_right(random_resized_crop(image, size, s[1]), s[2])` when it crops, and
-      `random_flip_left_right(resize(image, size), s[2])` when not, `s` being
-      `tf.random.experimental.stateless_split(seed, 3)`.
+      uint8 [size, size, 3].
     """
-    seeds = _split(seed, 3)
-    crop = tf.random.stateless_uniform([], seeds[0]) < randcrop_prob
-    window = tf.cond(crop, lambda: _window(image, seeds[1]), lambda: image)
-    # Flip before resizing: the same result, on fewer pixels when the image is larger than size.
-    return resize(random_flip_left_right(window, seeds[2]), size)
+    u = tf.random.stateless_uniform([2 + 4 * CROP_ATTEMPTS], seed, dtype=tf.float64)
+
+    def _random_window():
+        shape = tf.shape(image)
+        u_window = tf.reshape(u[2:], [4, CROP_ATTEMPTS])
+        window = _window_from_uniforms(u_window, shape[0], shape[1], CROP_SCALE, CROP_RATIO)
+        return _crop(image, window)
+
+    window = tf.cond(u[0] < randcrop_prob, _random_window, lambda: image)
+    # Flipped before resizing: the same result, on fewer pixels when the image is the larger.
+    window = tf.cond(u[1] < 0.5, lambda: tf.reverse(window, axis=[1]), lambda: window)
+    return resize(window, size)

@@ -13,9 +13,14 @@ image of the source domain's stream, x_ref and x_ref2 the next two of the target
 domain's stream reads the split in a shuffled shard order, keeps the domain's records, shuffles
 them in a buffer of *encoded* records and repeats; one stream per domain serves both roles.
 All other randomness (domains, z codes, augmentation) is a stateless function of
-(seed, input pipeline id, example index), so the same seed gives the same batches and iterator
-checkpoints (`tf.train.Checkpoint(iterator=it)`) hold only read positions, the shuffle buffers
-(encoded bytes) and the few uint8 batches in flight.
+(seed, input pipeline id, example index), so the same seed gives the same batches.
+
+Resuming: checkpoint the iterator (`tf.train.Checkpoint(iterator=it)`). Its state is the read
+positions, the shuffle buffers (encoded bytes: at most the split's size once over, see
+`shuffle_buffer`) and the uint8 batches being made ahead (typically 2-8 of them; images are
+normalised to float32 only as a batch leaves the pipeline). The batches are not a function of
+(seed, step) alone: a run resumed without the iterator state should derive a new seed from
+(seed, step) rather than replay the first batches.
 """
 
 import dataclasses
@@ -33,7 +38,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 1000  # Encoded records per domain; see `train_dataset`.
 _MAX_OPEN_SHARDS = 16  # Shards each domain stream reads at a time (round-robin).
 _PARSE_BATCH = 64  # Records parsed per call.
-_PREFETCH_BATCHES = 2  # Training batches made ahead of the consumer.
+# Training batches made ahead of the consumer. The fused map-and-batch stage before it already
+# works several batches ahead; iterator checkpoints save both stages' batches.
+_PREFETCH_BATCHES = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,7 +295,6 @@ def train_dataset(
         }
 
     examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    # A fixed, small prefetch: iterator checkpoints save the buffered batches.
     batches = examples.batch(batch_size, drop_remainder=True).prefetch(_PREFETCH_BATCHES)
 
     def to_float(batch):

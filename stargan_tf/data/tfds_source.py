@@ -86,13 +86,17 @@ def open_tfds_source(spec, data_dir=None):
     name, split, root_dir = parse_spec(spec)
     builder = _builder(name, root_dir, data_dir)
     features = builder.info.features
-    label = features["label"] if "label" in features.keys() else None  # No FeaturesDict.get.
-    if "image" not in features or not isinstance(label, tfds.features.ClassLabel):
+    names = list(features.keys())
+    if (
+        "image" not in names
+        or "label" not in names
+        or not isinstance(features["label"], tfds.features.ClassLabel)
+    ):
         raise UserError(
             f"{spec}: a TFDS source needs an 'image' feature and a ClassLabel 'label' feature "
-            f"(the domain); {name} has {', '.join(features.keys())}."
+            f"(the domain); {name} has {', '.join(names)}."
         )
-    domains = tuple(label.names)
+    domains = tuple(features["label"].names)
     if root_dir is None and split.split("[")[0] not in builder.info.splits:
         raise UserError(f"{spec}: no split {split!r}; {name} has {list(builder.info.splits)}.")
     if root_dir is not None and split not in builder.info.splits:
