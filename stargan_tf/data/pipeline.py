@@ -15,12 +15,13 @@ them in a buffer of *encoded* records and repeats; one stream per domain serves 
 All other randomness (domains, z codes, augmentation) is a stateless function of
 (seed, input pipeline id, example index), so the same seed gives the same batches.
 
-Resuming: checkpoint the iterator (`tf.train.Checkpoint(iterator=it)`). Its state is the read
-positions, the shuffle buffers (encoded bytes: at most the split's size once over, see
-`shuffle_buffer`) and the uint8 batches being made ahead (typically 2-8 of them; images are
-normalised to float32 only as a batch leaves the pipeline). The batches are not a function of
-(seed, step) alone: a run resumed without the iterator state should derive a new seed from
-(seed, step) rather than replay the first batches.
+Resuming: `train_dataset(..., start_step=k)` yields exactly the batches an uninterrupted pipeline
+yields after k steps (the shuffles are seeded, so the streams replay identically; the examples
+already consumed are skipped before decoding). This is how the trainer resumes: tf.distribute
+iterators cannot be checkpointed. A plain iterator of this dataset can also be checkpointed
+(`tf.train.Checkpoint(iterator=it)`): its state is the read positions, the shuffle buffers
+(encoded bytes: at most the split's size once over, see `shuffle_buffer`) and the uint8 batches
+being made ahead.
 """
 
 import dataclasses
