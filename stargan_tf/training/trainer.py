@@ -34,7 +34,11 @@ def is_chief(strategy):
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
+    if task_type is None or task_type == "chief":
+        return True
+    # Worker 0 leads only in clusters without a chief task (TensorFlow's own rule).
+    cluster = resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
 def copy_weights(src, dst):
