@@ -12,13 +12,13 @@ mapping_network, style_encoder, discriminator) and/or `nets_ema` (the EMA copies
 
 import json
 import os
-import tempfile
 
 import tensorflow as tf
 from absl import logging
 
 from stargan_tf.config import ModelConfig
 from stargan_tf.errors import UserError
+from stargan_tf.files import write_text_atomic
 from stargan_tf.networks import Networks, build_networks
 
 CONFIG_FILE = "config.json"
@@ -32,18 +32,8 @@ class ModelDirError(UserError):
 
 
 def write_json_atomic(path, obj):
-    """Writes JSON to path via a temporary file and a rename, so readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes JSON to path atomically (see `stargan_tf.files.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def nets_checkpoint(networks: Networks):

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from stargan_tf.errors import UserError
+from stargan_tf.files import fsync_path, write_text_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 # Only these decoders are ever run, whatever a file's name says (Pillow would otherwise try every
@@ -327,14 +328,6 @@ def prepare_split_dir(split_dir, overwrite=False):
         os.remove(os.path.join(split_dir, name))
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _ShardWriter:
     """Writes shard after shard under a temporary name; each is renamed when complete."""
 
@@ -357,7 +350,7 @@ class _ShardWriter:
     def _close(self):
         if self._writer is not None:
             self._writer.close()
-            _fsync(self._tmp(self._index))  # On disk before dataset.json can name it.
+            fsync_path(self._tmp(self._index))  # On disk before dataset.json can name it.
             final = os.path.join(self._dir, self.names[self._index])
             os.replace(self._tmp(self._index), final)
             self.created.append(final)
@@ -411,16 +404,9 @@ def _prepared_in_order(paths, prepare, workers):
 
 
 def _write_json_atomically(path, obj):
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     # One key per line, each value on its line: readable, and diffable between datasets.
     text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items())
-    text += "\n}\n"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync(os.path.dirname(path) or ".")  # The rename itself, too.
+    write_text_atomic(path, text + "\n}\n")
 
 
 def write_skipped(path, skipped):
