@@ -1,4 +1,5 @@
-"""The StarGAN v2 losses against the official PyTorch code (acceptance checks of the training issue).
+"""The StarGAN v2 losses against the official PyTorch code (acceptance checks of the training
+issue).
 
 Each fixture's `nets.ckpt` is converted and the four official branches (D latent, D reference,
 G latent, G reference) are computed through the public `stargan_tf.losses` API from the fixture's
@@ -119,8 +120,8 @@ def test_parameter_gradient_norms_match_the_official_code(computed):
         worst_rel = int(np.argmax(np.where(large, rel, -1.0)))
         worst_abs = int(np.argmax(np.where(large, -1.0, absolute))) if (~large).any() else None
         summary.append(
-            f"{branch}: worst rel {rel[worst_rel]:.2e} ({keys[worst_rel]}: ours {ours[worst_rel]:.6g}"
-            f" vs {official[worst_rel]:.6g})"
+            f"{branch}: worst rel {rel[worst_rel]:.2e} ({keys[worst_rel]}: "
+            f"ours {ours[worst_rel]:.6g} vs {official[worst_rel]:.6g})"
             + (f", worst abs (small norms) {absolute[worst_abs]:.1e} ({keys[worst_abs]})"
                if worst_abs is not None else ""))
         for i, k in enumerate(keys):
@@ -286,4 +287,5 @@ def test_r1_term_reaches_the_discriminator_weights_and_scales_with_lambda_reg(sm
     # It is lambda_reg times R1's own gradient.
     scale = np.linalg.norm(flat(g0))
     assert np.linalg.norm(reg1 - r1_flat) <= 1e-5 * scale + 1e-3 * np.linalg.norm(r1_flat)
-    assert np.linalg.norm(reg10 - 10 * r1_flat) <= 1e-5 * scale + 1e-3 * np.linalg.norm(10 * r1_flat)
+    assert np.linalg.norm(reg10 - 10 * r1_flat) <= (1e-5 * scale
+                                                    + 1e-3 * np.linalg.norm(10 * r1_flat))
