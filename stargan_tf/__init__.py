@@ -21,6 +21,7 @@ _EXPORTS = {
     "save_networks": "stargan_tf.checkpoint",
     "ConversionError": "stargan_tf.official_checkpoint",
     "convert_official_checkpoint": "stargan_tf.official_checkpoint",
+    "translate": "stargan_tf.inference.translation",
 }
 
 __all__ = sorted(_EXPORTS)

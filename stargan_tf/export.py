@@ -1,0 +1,63 @@
+"""Exports a model for TF Serving: `python -m stargan_tf.export --checkpoint DIR --export_dir BASE`.
+
+Writes a SavedModel of the EMA networks (of a converted official `*_nets.ckpt`, which holds no
+EMA copies, the trained networks, with a warning) to `BASE/<version>/`, the layout TF Serving
+watches; the version is the next free integer unless --version names one, and an existing
+version is never overwritten. The signatures are listed in `stargan_tf/inference/serving.py`
+(`saved_model_cli show --dir BASE/1 --all` prints them).
+"""
+
+import os
+import time
+
+from absl import flags, logging
+
+from stargan_tf import cli
+from stargan_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
+                    "official checkpoint.")
+flags.DEFINE_integer("step", None, "Checkpoint step to export (default: the latest).")
+flags.DEFINE_string("export_dir", None, "Base directory of the exported versions (TF Serving's "
+                    "model_base_path).")
+flags.DEFINE_integer("version", None, "Version to write (a positive integer; default: the next "
+                     "free one). An existing version is never overwritten.")
+flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the *_bytes outputs.")
+
+
+def _dir_size(path):
+    return sum(
+        os.path.getsize(os.path.join(dirpath, f))
+        for dirpath, _, files in os.walk(path)
+        for f in files
+    )
+
+
+def main(argv):
+    del argv  # Unused.
+    if not FLAGS.checkpoint or not FLAGS.export_dir:
+        raise UserError("--checkpoint and --export_dir are required (see --help).")
+    if not os.path.isdir(FLAGS.checkpoint):
+        raise UserError(f"--checkpoint={FLAGS.checkpoint} is not a directory.")
+    if FLAGS.version is not None:
+        if FLAGS.version < 1:
+            raise UserError(f"--version={FLAGS.version} must be a positive integer.")
+        existing = os.path.join(FLAGS.export_dir, str(FLAGS.version))
+        if os.path.exists(existing):
+            raise UserError(f"{existing} exists: version {FLAGS.version} was exported already; "
+                            "versions are never overwritten (omit --version for the next one).")
+    from stargan_tf.inference import models, serving
+
+    start = time.monotonic()
+    networks, ema = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
+    path = serving.export_versioned(networks, FLAGS.export_dir, FLAGS.version, FLAGS.image_format)
+    logging.info("Exported in %.1f s.", time.monotonic() - start)
+    c = networks.config
+    print(f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "
+          f"{FLAGS.checkpoint} to {path} ({_dir_size(path) / 2**20:.1f} MiB; img_size "
+          f"{c.img_size}, domains {','.join(c.domain_names)}).")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,85 @@
+"""Loading the networks to run (the EMA ones when present), and naming target domains."""
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from stargan_tf import checkpoint
+from stargan_tf.errors import UserError
+
+
+def check_supported(config):
+    """Raises UserError for models this package cannot run faithfully (w_hpf > 0: no FAN yet)."""
+    if config.w_hpf > 0:
+        raise UserError(
+            f"This model has w_hpf={config.w_hpf:g}: it translates faces with masks from the FAN "
+            "face-landmark network, and FAN support is missing from stargan_tf so far; without "
+            "the masks the generator would skip its high-pass path and not be the trained model."
+        )
+
+
+def _checkpoint_path(directory, step):
+    ckpt_dir = os.path.join(directory, checkpoint.CHECKPOINT_SUBDIR)
+    if step is None:
+        return tf.train.latest_checkpoint(ckpt_dir)
+    path = os.path.join(ckpt_dir, f"ckpt-{step}")
+    return path if tf.io.gfile.exists(path + ".index") else None
+
+
+def has_ema(directory, step=None):
+    """Whether the checkpoint `load_networks(directory, step=step)` reads holds EMA networks."""
+    path = _checkpoint_path(directory, step)
+    if path is None:
+        return False
+    return any(name.startswith("nets_ema/") for name, _ in tf.train.list_variables(path))
+
+
+def load_inference_networks(directory, step=None):
+    """Loads a model directory's networks for sampling, translation and export.
+
+    The EMA networks when the checkpoint has them (training writes them; so does converting an
+    official `*_nets_ema.ckpt`); otherwise, with a warning, the trained networks (a converted
+    `*_nets.ckpt` holds no EMA copies).
+
+    Args:
+      directory: a model directory (training workdir or converter output).
+      step: the checkpoint step; None = the latest.
+
+    Returns:
+      (networks, ema): the `Networks`, and whether they are the EMA ones.
+
+    Raises:
+      UserError: the directory is missing or not a model directory, or the model needs FAN masks.
+    """
+    if not os.path.isdir(directory):
+        raise UserError(f"Checkpoint directory {directory} does not exist.")
+    check_supported(checkpoint.read_model_config(directory))
+    ema = has_ema(directory, step)
+    networks = checkpoint.load_networks(directory, ema=True if ema else None, step=step)
+    if not ema:
+        logging.warning(
+            "%s holds no EMA networks (e.g. a converted official *_nets.ckpt): using the trained "
+            "networks, which usually give worse images than the EMA ones (*_nets_ema.ckpt).",
+            directory,
+        )
+    return networks, ema
+
+
+def domain_id(config, target_domain):
+    """The id of a target domain given by name, id, or id as a string ("dog", 1, "1").
+
+    Raises:
+      UserError: no such domain; the message lists the domains.
+    """
+    names = list(config.domain_names)
+    known = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    if isinstance(target_domain, str):
+        if target_domain in names:
+            return names.index(target_domain)
+        if not target_domain.strip().lstrip("-").isdigit():
+            raise UserError(f"Unknown target domain {target_domain!r}; the model's domains: {known}.")
+        target_domain = int(target_domain)
+    if not 0 <= int(target_domain) < len(names):
+        raise UserError(f"Target domain id {target_domain} is out of range; the model's domains: {known}.")
+    return int(target_domain)

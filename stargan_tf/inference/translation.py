@@ -1,0 +1,129 @@
+"""Translating images into a target domain, guided by a reference image or a seeded latent code."""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from stargan_tf.inference import models
+from stargan_tf.inference.images import as_model_images
+from stargan_tf.training.samples import to_uint8
+
+GENERATE_BATCH = 32  # Images per generator call in `generate`: bounded memory at any img_size.
+_compiled = weakref.WeakKeyDictionary()  # generator -> its tf.function, traced once per model.
+
+
+def _compiled_generator(generator):
+    if generator not in _compiled:
+        size = generator.img_size
+        _compiled[generator] = tf.function(
+            lambda x, s: generator(x, s),
+            input_signature=[
+                tf.TensorSpec([None, size, size, 3], tf.float32),
+                tf.TensorSpec([None, generator.style_dim], tf.float32),
+            ],
+        )
+    return _compiled[generator]
+
+
+def generate(networks, x_real, s_trg, batch_size=GENERATE_BATCH):
+    """x_fake = generator(x_real, s_trg) as uint8 images, computed a batch at a time.
+
+    Args:
+      networks: `Networks` with w_hpf = 0 (no masks).
+      x_real: [N, S, S, 3] in [-1, 1]; s_trg: [N, style_dim].
+      batch_size: images per generator call.
+
+    Returns:
+      uint8 numpy [N, S, S, 3].
+    """
+    run = _compiled_generator(networks.generator)
+    x_real = tf.convert_to_tensor(x_real, tf.float32)
+    s_trg = tf.convert_to_tensor(s_trg, tf.float32)
+    out = [
+        to_uint8(run(x_real[i : i + batch_size], s_trg[i : i + batch_size]))
+        for i in range(0, x_real.shape[0], batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def latent_codes(seeds, latent_dim):
+    """One latent code z ~ N(0, I) per seed: float32 [N, latent_dim] for int64 seeds [N].
+
+    A code depends on its seed alone (Philox, stateless), so the same seed gives the same z in
+    any batch, on CPU and GPU, here and in an exported SavedModel.
+    """
+    seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int64)  # [N]
+    return tf.map_fn(
+        lambda seed: tf.random.stateless_normal(
+            [latent_dim], tf.stack([seed, tf.constant(0, tf.int64)]), alg="philox"
+        ),
+        seeds,
+        fn_output_signature=tf.TensorSpec([latent_dim], tf.float32),
+    )  # [N, latent_dim]
+
+
+def _domain_ids(config, target_domain, n):
+    if isinstance(target_domain, (str, int, np.integer)):
+        return tf.fill([n], models.domain_id(config, target_domain))  # [N]
+    ids = [models.domain_id(config, d) for d in target_domain]
+    if len(ids) != n:
+        raise ValueError(f"Got {len(ids)} target domains for {n} images.")
+    return tf.constant(ids, tf.int32)  # [N]
+
+
+def target_style(networks, target_domain, reference=None, seed=None):
+    """One style code s_trg [1, style_dim] of a target domain.
+
+    Args:
+      networks: `Networks`.
+      target_domain: a domain name or id.
+      reference: a reference image of the target domain (as `translate` takes it), or None.
+      seed: the latent code's seed when no reference (None = 0).
+    """
+    if reference is not None and seed is not None:
+        raise ValueError("Give a reference image or a seed, not both.")
+    config = networks.config
+    y_trg = tf.constant([models.domain_id(config, target_domain)])  # [1]
+    if reference is not None:
+        return networks.style_encoder(as_model_images(reference, config.img_size), y_trg)
+    z_trg = latent_codes([0 if seed is None else int(seed)], config.latent_dim)  # [1, latent_dim]
+    return networks.mapping_network(z_trg, y_trg)
+
+
+def translate(networks, images, target_domain, reference=None, seed=None):
+    """Translates images into a target domain with one style (or one style per image).
+
+    Args:
+      networks: `Networks` (e.g. `stargan_tf.load_networks(dir)`, the EMA networks); models with
+        w_hpf > 0 are refused (they need FAN face masks, not supported yet).
+      images: [N, H, W, 3] or one [H, W, 3] image; uint8 of any size (resized to the model's as
+        the data pipelines do) or float32 in [-1, 1] at the model's size.
+      target_domain: a domain name or id, or one per image.
+      reference: a reference image of the target domain ([H, W, 3], same conventions as `images`)
+        whose style every image takes, or one per image ([N, H, W, 3]); None for latent-guided.
+      seed: latent-guided: the int seed of the latent code z, the same for every image (the
+        exported `translate_latent` signature gives the same output for the same seed). None with
+        no reference = seed 0.
+
+    Returns:
+      float32 numpy [N, S, S, 3] (x_fake, nominally in [-1, 1]), or [S, S, 3] for one image.
+    """
+    config = networks.config
+    models.check_supported(config)
+    if reference is not None and seed is not None:
+        raise ValueError("Give a reference image or a seed, not both.")
+    single = np.ndim(images) == 3
+    x_real = as_model_images(images, config.img_size)  # [N, S, S, 3]
+    n = x_real.shape[0]
+    y_trg = _domain_ids(config, target_domain, n)  # [N]
+    if reference is not None:
+        x_ref = as_model_images(reference, config.img_size)  # [1 or N, S, S, 3]
+        if x_ref.shape[0] == 1:
+            x_ref = tf.repeat(x_ref, n, axis=0)
+        s_trg = networks.style_encoder(x_ref, y_trg)
+    else:
+        z_trg = latent_codes(tf.fill([n], 0 if seed is None else int(seed)), config.latent_dim)
+        s_trg = networks.mapping_network(z_trg, y_trg)
+    x_fake = networks.generator(x_real, s_trg).numpy()
+    return x_fake[0] if single else x_fake

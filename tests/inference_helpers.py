@@ -1,0 +1,73 @@
+"""Tiny models and image folders for the sample, translate and export tests."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+from PIL import Image
+
+import stargan_tf
+from conftest import REPO
+from stargan_tf.config import ModelConfig
+
+DOMAINS = ("cat", "dog", "wild")
+TINY = ModelConfig(img_size=32, style_dim=16, latent_dim=8, num_domains=3, max_conv_dim=64,
+                   dim_in=16, w_hpf=0, domain_names=DOMAINS)
+
+
+def make_model_dir(path, config=TINY, seed=0):
+    """A model directory holding random EMA networks of `config`; returns (path, networks).
+
+    The generator's last convolution is scaled down so that its outputs lie near [-1, 1], as a
+    trained generator's do (a randomly initialised one reaches +-6): comparisons between eager and
+    graph execution then meet absolute tolerances meant for images.
+    """
+    keras.utils.set_random_seed(seed)
+    networks = stargan_tf.build_networks(config, discriminator=False)
+    for weight in networks.generator.to_rgb_conv.weights:
+        weight.assign(weight * 0.2)
+    stargan_tf.save_networks(networks, str(path), step=7)
+    return path, networks
+
+
+def random_image(rng, height, width):
+    """A smooth random uint8 [H, W, 3] image (JPEG keeps it close, unlike white noise)."""
+    coarse = rng.integers(0, 256, [4, 4, 3], np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR))
+
+
+def write_image(path, image):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(image).save(path, **({"quality": 95} if str(path).endswith(".jpg") else {}))
+
+
+def write_domain_folder(root, per_domain, rng, domains=DOMAINS):
+    """`root/<domain>/img<i>.{png,jpg}` of mixed sizes; returns the paths in listing order."""
+    paths = []
+    for domain in domains:
+        for i in range(per_domain):
+            path = os.path.join(root, domain, f"img{i}.{'jpg' if i % 2 else 'png'}")
+            write_image(path, random_image(rng, 24 + 9 * i, 40 - 3 * i))
+            paths.append(path)
+    return paths
+
+
+def run_module(module, *args, timeout=600, cwd=None):
+    """Runs `python -m module args` in a fresh process; returns (status, stdout, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_usage_error(result, *fragments):
+    """Exit status 2, no traceback, one `<tool>: error: ...` line holding every fragment."""
+    status, _, stderr = result
+    assert status == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if ": error: " in line]
+    assert len(lines) == 1, stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
