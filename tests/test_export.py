@@ -117,7 +117,7 @@ def encode(image, fmt):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A tiny 3-domain model, exported once; (networks as loaded, base dir, version dir, seconds)."""
+    """A tiny 3-domain model exported once: (networks as loaded, base, version dir, seconds)."""
     model_dir, _ = make_model_dir(tmp_path_factory.mktemp("model"))
     networks, ema = models.load_inference_networks(str(model_dir))
     assert ema

@@ -78,8 +78,12 @@ def domain_id(config, target_domain):
         if target_domain in names:
             return names.index(target_domain)
         if not target_domain.strip().lstrip("-").isdigit():
-            raise UserError(f"Unknown target domain {target_domain!r}; the model's domains: {known}.")
+            raise UserError(
+                f"Unknown target domain {target_domain!r}; the model's domains: {known}."
+            )
         target_domain = int(target_domain)
     if not 0 <= int(target_domain) < len(names):
-        raise UserError(f"Target domain id {target_domain} is out of range; the model's domains: {known}.")
+        raise UserError(
+            f"Target domain id {target_domain} is out of range; the model's domains: {known}."
+        )
     return int(target_domain)

@@ -46,7 +46,7 @@ class ServingFunctions:
 
     def __init__(self, networks, domain_table, image_format="png"):
         if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format={image_format!r}: use one of {', '.join(IMAGE_FORMATS)}.")
+            raise ValueError(f"image_format={image_format!r}: use {' or '.join(IMAGE_FORMATS)}.")
         self.nets = networks
         self.config = networks.config
         self.table = domain_table
