@@ -1,0 +1,136 @@
+"""What `python -m stargan_tf.sample` renders: grids, videos and the translated images."""
+
+import dataclasses
+import os
+
+import numpy as np
+from absl import logging
+
+from stargan_tf.data import folders
+from stargan_tf.errors import UserError
+from stargan_tf.inference import grids, video
+from stargan_tf.inference.images import save_image
+from stargan_tf.inference.translation import latent_codes
+
+
+@dataclasses.dataclass
+class Images:
+    """Images read from a folder of domains.
+
+    Attributes:
+      x: float32 [N, S, S, 3] in [-1, 1].
+      y: int32 [N]: model domain ids (references) or folder indices (sources).
+      names: N names for output files: `<domain>_<path below the domain, without extension>`.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    names: list
+
+
+def _model_ids(root, folder_domains, config):
+    """Model domain id of each sub-folder of root: by name, else by sorted position."""
+    model_domains = list(config.domain_names)
+    if all(d in model_domains for d in folder_domains):
+        return [model_domains.index(d) for d in folder_domains]
+    if len(folder_domains) == len(model_domains):
+        logging.warning(
+            "The folders of %s (%s) are not the model's domains (%s): matched in sorted order.",
+            root, ",".join(folder_domains), ",".join(model_domains),
+        )  # fmt: skip
+        return list(range(len(model_domains)))
+    raise UserError(
+        f"{root} has the domain folders {','.join(folder_domains)}; the model's domains are "
+        f"{','.join(model_domains)}: name the reference folders after them."
+    )
+
+
+def read_folder(root, config, max_images, targets=False):
+    """The first `max_images` images of `root/<domain>/`, resized to the model's size.
+
+    Args:
+      root: a folder of domain folders (official layout).
+      config: the model config.
+      max_images: how many images to read, in `folders.list_domain_images` order.
+      targets: the folders are target domains (references): give y as model domain ids.
+
+    Returns:
+      `Images`.
+    """
+    source = folders.image_folder_source(root)
+    ids = _model_ids(root, source.domains, config) if targets else range(len(source.domains))
+    xs, ys, names = [], [], []
+    for x, y, filename in folders.image_folder_dataset(root, config.img_size, batch_size=32):
+        for xi, yi, fi in zip(x.numpy(), y.numpy(), filename.numpy()):
+            if len(xs) == max_images:
+                break
+            rel = os.path.splitext(fi.decode())[0]
+            xs.append(xi)
+            ys.append(ids[int(yi)])
+            names.append(rel.replace(os.sep, "_").replace("/", "_"))
+        if len(xs) == max_images:
+            break
+    return Images(np.stack(xs), np.array(ys, np.int32), names)
+
+
+def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, videos=True,
+               video_sources=8, fps=15, save_images=True):
+    """Writes the grids, videos and translated images of the sample tool to out_dir.
+
+    Args:
+      networks: the (EMA) networks, w_hpf = 0.
+      sources: `Images` to translate.
+      references: `Images` whose styles to take, or None.
+      out_dir: output folder (created).
+      num_styles: latent codes per domain; code k is that of seed + k (`latent_codes`).
+      seed: seed of the first latent code.
+      videos: write the interpolation videos.
+      video_sources: number of sources (the first ones) in the videos.
+      fps: frames per second of the videos.
+      save_images: also write every translated image, named after its inputs.
+
+    Returns:
+      The paths written (grids and videos; not the individual images).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    config = networks.config
+    written = []
+    z_trg = latent_codes(np.arange(seed, seed + num_styles), config.latent_dim)  # [K, latent_dim]
+    x_src = sources.x
+
+    if references is not None:
+        x_fake = grids.reference_guided(networks, x_src, references.x, references.y)
+        written.append(os.path.join(out_dir, "reference.jpg"))
+        save_image(written[-1], grids.reference_grid(x_src, references.x, x_fake))
+        if save_images:
+            for r, ref_name in enumerate(references.names):
+                for i, src_name in enumerate(sources.names):
+                    name = f"{src_name}__{ref_name}.jpg"
+                    save_image(os.path.join(out_dir, "reference", name), x_fake[r, i])
+
+    x_fake = grids.latent_guided(networks, x_src, z_trg)
+    written.append(os.path.join(out_dir, "latent.jpg"))
+    save_image(written[-1], grids.latent_grid(x_src, x_fake))
+    if save_images:
+        for d, domain in enumerate(config.domain_names):
+            for k in range(num_styles):
+                for i, src_name in enumerate(sources.names):
+                    name = f"{src_name}__{domain}_seed{seed + k}.jpg"
+                    save_image(os.path.join(out_dir, "latent", name), x_fake[d, k, i])
+
+    if videos:
+        x_video = x_src[:video_sources]
+        if references is not None:
+            frames = video.reference_video_frames(networks, x_video, references.x, references.y)
+            path, _ = video.write_video(os.path.join(out_dir, "video_ref"), frames, fps)
+            if path:
+                written.append(path)
+            else:
+                logging.warning("No reference video: no two consecutive references share a domain.")
+        frames = video.latent_video_frames(networks, x_video, z_trg)
+        path, _ = video.write_video(os.path.join(out_dir, "video_latent"), frames, fps)
+        if path:
+            written.append(path)
+        else:
+            logging.warning("No latent video: it needs --num_styles of at least 2.")
+    return written
