@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -18,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 
 import stargan_tf
+from conftest import REPO
 from inference_helpers import (DOMAINS, TINY, assert_usage_error, make_model_dir, random_image,
                                run_module)
 from stargan_tf.checkpoint import write_json_atomic
@@ -288,3 +290,16 @@ def test_face_models_are_refused_until_fan_is_supported(tmp_path):
                       {"format": "stargan_tf", "version": 1, "model": config.to_dict()})
     with pytest.raises(UserError, match="FAN support is missing"):
         models.load_inference_networks(str(tmp_path))
+
+
+def test_readme_rest_request_names_a_signature_and_its_inputs(exported):
+    networks, *_ = exported
+    readme = (REPO / "README.md").read_text()
+    (body,) = re.findall(r"```json\n(.*?)```", readme, re.S)
+    request = json.loads(body)
+    _, specs = serving.ServingFunctions(networks, None).signatures()[request["signature_name"]]
+    for instance in request["instances"]:
+        assert set(instance) == {spec.name for spec in specs}
+        assert set(instance["image_bytes"]) == {"b64"}
+    docker = next(line for line in readme.splitlines() if line.startswith("docker run"))
+    assert "MODEL_NAME=stargan" in docker and "/v1/models/stargan:predict" in readme
