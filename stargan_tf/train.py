@@ -163,7 +163,7 @@ def main(argv):
                              ctx.get_per_replica_batch_size(config.batch_size),
                              config.model.latent_dim, config.seed,
                              randcrop_prob=config.randcrop_prob, input_context=ctx,
-                             start_step=start_step)
+                             start_step=start_step, normalize=False)
 
     grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
                               config.model.num_domains)

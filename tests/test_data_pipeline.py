@@ -49,6 +49,20 @@ def test_batch_keys_shapes_and_ranges(unbalanced_split):
         assert b[k].shape == (6, LATENT) and b[k].dtype == np.float32
 
 
+def test_uint8_batches_normalise_to_the_float_ones(unbalanced_split):
+    # normalize=False (what training uses: the step normalises on the device) changes the dtype
+    # only: the same examples, the same augmentation.
+    floats = take(pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5), 2)
+    uint8s = take(pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5, normalize=False), 2)
+    for f, u in zip(floats, uint8s):
+        for k in f:
+            if k.startswith("x_"):
+                assert u[k].dtype == np.uint8
+                np.testing.assert_array_equal(augment.normalize(u[k]).numpy(), f[k])
+            else:
+                np.testing.assert_array_equal(u[k], f[k])
+
+
 def test_balanced_sources_references_of_target_domain(unbalanced_split):
     batches = take(pipeline.train_dataset(unbalanced_split, S, 50, LATENT, seed=1), 40)
     y_org = np.concatenate([b["y_org"] for b in batches])

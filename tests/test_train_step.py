@@ -474,3 +474,36 @@ def test_keras_adam_and_adamw_differ_from_torch_adam(name):
                 keras.optimizers.AdamW(c["lr"], c["wd"], c["beta1"], c["beta2"], EPS)):
         got = _keras(opt, p0, grads)[-1]
         assert np.abs(got - want).max() > 1e-5, type(opt).__name__
+
+
+def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
+    # Training reads uint8 images (`train_dataset(normalize=False)`) and normalises them in the
+    # step, on the device: one iteration must equal one on the pipeline's float32 images.
+    from stargan_tf.config import ModelConfig
+    from stargan_tf.data import augment
+
+    model = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=32,
+                        dim_in=8, w_hpf=0)
+    rng = np.random.default_rng(0)
+    uint8 = {k: rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8)
+             for k in ("x_real", "x_ref", "x_ref2")}
+    rest = {"y_org": np.array([0, 1], np.int32), "y_trg": np.array([1, 1], np.int32),
+            "z_trg": rng.standard_normal([2, 4]).astype(np.float32),
+            "z_trg2": rng.standard_normal([2, 4]).astype(np.float32)}
+    floats = {k: augment.normalize(v).numpy() for k, v in uint8.items()}
+    metrics = []
+    for name, images in (("uint8", uint8), ("float32", floats)):
+        tf.keras.utils.set_random_seed(1)
+        config = TrainConfig(model=model, workdir=str(tmp_path / name), batch_size=2,
+                             total_iters=1, save_every=1, sample_every=1, print_every=1,
+                             deterministic=True)
+        dataset = tf.data.Dataset.from_tensors({**images, **rest}).repeat()
+        trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), dataset)
+        metrics.append({k: float(v) for k, v in trainer.train().items()})
+    # Every loss of the iteration. (Not the weights: Adam turns the rounding noise of gradients
+    # that cancel, such as those of biases before an instance norm, into lr-sized moves.)
+    assert metrics[0].keys() == metrics[1].keys() and len(metrics[0]) > 10
+    for k in metrics[0]:
+        assert metrics[0][k] == pytest.approx(metrics[1][k], rel=1e-4, abs=1e-6), k
+    # A wrong scale of the images (e.g. [0, 1]) changes them: the check can fail.
+    assert metrics[0]["D/latent/real"] != 0

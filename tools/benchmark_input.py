@@ -6,8 +6,10 @@
 For each size it writes a split of synthetic JPEG records (smooth random images with noise, so
 they compress like photographs) to a temporary directory, then prints images/s of
   raw:       TFRecordDataset -> parse -> tf.io.decode_jpeg (parallel map), batched;
-  pipeline:  stargan_tf.data.pipeline.train_dataset (3 images per example: x_real, x_ref,
-             x_ref2; decode, augmentation, normalisation, z codes),
+  pipeline:  stargan_tf.data.pipeline.train_dataset as training reads it (3 images per
+             example: x_real, x_ref, x_ref2; decode, augmentation, z codes; uint8 images,
+             which the training step normalises on the device),
+  +normalize: the same with the images normalised to float32 in the pipeline,
 with the same tf.data threading (default: a private pool of one thread per core). It also prints
 CPU time of this process per image, which other processes on the machine disturb less.
 """
@@ -123,12 +125,19 @@ def main(argv):
                 .prefetch(tf.data.AUTOTUNE)
                 .with_options(options)
             )
-            train = pipeline.train_dataset(
-                tmp, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob
-            ).with_options(options)
+            def train(normalize):
+                return pipeline.train_dataset(
+                    tmp, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob,
+                    normalize=normalize,
+                ).with_options(options)
+
             # Alternate the two, keep the best round of each: other processes on the machine
             # slow down single measurements, never speed them up.
-            iterators = {"raw": (iter(raw), b), "pipeline": (iter(train), 3 * b)}
+            iterators = {
+                "raw": (iter(raw), b),
+                "pipeline": (iter(train(False)), 3 * b),
+                "+normalize": (iter(train(True)), 3 * b),
+            }
             for it, _ in iterators.values():
                 for _ in range(5):  # Warm-up: trace functions, fill buffers.
                     next(it)
@@ -137,13 +146,17 @@ def main(argv):
                 for name, (it, per_batch) in iterators.items():
                     rate, cpu = measure(it, per_batch, FLAGS.seconds)
                     best[name] = (max(best[name][0], rate), min(best[name][1], cpu))
-            (raw_rate, raw_cpu), (train_rate, train_cpu) = best["raw"], best["pipeline"]
+            raw_rate, raw_cpu = best["raw"]
             print(
                 f"{size} px ({mean_bytes / 1024:.0f} KiB/JPEG): "
-                f"raw decode_jpeg {raw_rate:.0f} images/s ({raw_cpu:.2f} CPU ms/image), "
-                f"pipeline {train_rate:.0f} images/s ({train_cpu:.2f} CPU ms/image): "
-                f"{train_rate / raw_rate:.2f}x raw images/s, {raw_cpu / train_cpu:.2f}x by CPU time"
+                f"raw decode_jpeg {raw_rate:.0f} images/s ({raw_cpu:.2f} CPU ms/image)"
             )
+            for name in ("pipeline", "+normalize"):
+                rate, cpu = best[name]
+                print(
+                    f"  {name:10s} {rate:.0f} images/s ({cpu:.2f} CPU ms/image): "
+                    f"{rate / raw_rate:.2f}x raw images/s, {raw_cpu / cpu:.2f}x by CPU time"
+                )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from stargan_tf import losses
 from stargan_tf.checkpoint import CONFIG_FILE, FORMAT, VERSION, nets_checkpoint, write_json_atomic
+from stargan_tf.data import augment
 from stargan_tf.errors import UserError
 from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.training import config as config_lib
@@ -58,7 +59,8 @@ class Trainer:
       train_input: a tf.data.Dataset of *global* batches (split across replicas), or a function
         `(input_context, start_step) -> per-replica tf.data.Dataset`
         (`distribute_datasets_from_function`). Elements are dicts with x_real, y_org, x_ref,
-        x_ref2, y_trg, z_trg, z_trg2. The data position is restored on resume as a function of the
+        x_ref2, y_trg, z_trg, z_trg2; images float32 in [-1, 1], or uint8 (normalised in the
+        step, on the device). The data position is restored on resume as a function of the
         step (tf.distribute iterators cannot be checkpointed): a Dataset is skipped by the steps
         done, a function receives the step to start from and must yield the batches that follow.
       sample_input: dict with x_src [K,S,S,3], y_src [K], x_ref [R,S,S,3], y_ref [R] for the
@@ -169,6 +171,8 @@ class Trainer:
 
     def _replica_step(self, batch, step):
         c, nets = self.config, self.nets
+        # uint8 images (the pipeline's `normalize=False`) are mapped to [-1, 1] here, on the device.
+        batch = {k: augment.normalize(v) if v.dtype == tf.uint8 else v for k, v in batch.items()}
         x_real, y_org, y_trg = batch["x_real"], batch["y_org"], batch["y_trg"]
         x_ref, x_ref2 = batch["x_ref"], batch["x_ref2"]
         z_trg, z_trg2 = batch["z_trg"], batch["z_trg2"]
