@@ -1,15 +1,12 @@
 """Tiny models and image folders for the sample, translate and export tests."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 from PIL import Image
 
 import stargan_tf
-from conftest import REPO
 from stargan_tf.config import ModelConfig
 
 DOMAINS = ("cat", "dog", "wild")
@@ -54,20 +51,3 @@ def write_domain_folder(root, per_domain, rng, domains=DOMAINS):
     return paths
 
 
-def run_module(module, *args, timeout=600, cwd=None):
-    """Runs `python -m module args` in a fresh process; returns (status, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=cwd)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_usage_error(result, *fragments):
-    """Exit status 2, no traceback, one `<tool>: error: ...` line holding every fragment."""
-    status, _, stderr = result
-    assert status == 2, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    lines = [line for line in stderr.splitlines() if ": error: " in line]
-    assert len(lines) == 1, stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]

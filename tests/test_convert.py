@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import stargan_tf
+from cli_helpers import assert_usage_error, run_command
 from conftest import REPO
 from stargan_tf.checkpoint import ModelDirError
 from stargan_tf.official_checkpoint import ConversionError
@@ -23,24 +24,7 @@ def run_tool(*args, preamble=""):
     """Runs the converter in a fresh process; returns (exit status, stdout, stderr)."""
     code = (f"import sys, runpy\n{preamble}\nsys.argv = {[str(TOOL)] + [str(a) for a in args]!r}\n"
             f"runpy.run_path({str(TOOL)!r}, run_name='__main__')\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=600)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def error_lines(stderr):
-    return [line for line in stderr.splitlines() if ": error: " in line]
-
-
-def assert_usage_error(result, *fragments):
-    status, _, stderr = result
-    assert status == 2, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_command([sys.executable, "-c", code])
 
 
 def official_state(fixture):

@@ -53,7 +53,8 @@ def test_uint8_batches_normalise_to_the_float_ones(unbalanced_split):
     # normalize=False (what training uses: the step normalises on the device) changes the dtype
     # only: the same examples, the same augmentation.
     floats = take(pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5), 2)
-    uint8s = take(pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5, normalize=False), 2)
+    uint8s = take(
+        pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5, normalize=False), 2)
     for f, u in zip(floats, uint8s):
         for k in f:
             if k.startswith("x_"):

@@ -2,7 +2,6 @@
 uninterrupted pipeline yields after k steps, on one replica and with several replicas per pipeline."""
 
 import numpy as np
-import tensorflow as tf
 
 import data_helpers
 from stargan_tf.data.pipeline import train_dataset

@@ -11,7 +11,6 @@ shape, latent-guided and reference-guided, in at least 70% of them.
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 import demo_classifier
+from cli_helpers import subprocess_env
 from conftest import REPO
 from stargan_tf.data import demo
 from stargan_tf.errors import UserError
@@ -31,13 +31,6 @@ TRAIN_TIMEOUT = 30 * 60
 SOURCES_PER_DOMAIN = 16
 MIN_TARGET_ACCURACY = 0.70
 MIN_CLASSIFIER_ACCURACY = 0.95
-
-
-def _subprocess_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 # The generator.
@@ -176,19 +169,20 @@ def test_cli_writes_then_finds_the_dataset(tmp_path):
     out = tmp_path / "data"
     cmd = [sys.executable, "-m", "stargan_tf.data.demo", "--output_dir", str(out),
            "--train_per_domain=4", "--val_per_domain=2"]
-    first = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+    first = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert first.returncode == 0, first.stderr
     assert "train: 12 images (4 per domain" in first.stderr
     start = time.monotonic()
-    second = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+    second = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert second.returncode == 0, second.stderr
     assert "already holds this demo dataset" in second.stderr
     assert time.monotonic() - start < 30  # no TensorFlow to import on this path
     tool = subprocess.run([sys.executable, str(REPO / "tools" / "make_demo_dataset.py"),
                            "--output_dir", str(out), "--train_per_domain=4", "--val_per_domain=2"],
-                          capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+                          capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert tool.returncode == 0 and "already holds" in tool.stderr, tool.stderr
-    bad = subprocess.run(cmd[:3], capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+    bad = subprocess.run(cmd[:3], capture_output=True, text=True, env=subprocess_env(),
+                         timeout=300)
     assert bad.returncode == 2 and "--output_dir is required" in bad.stderr
 
 
@@ -218,7 +212,7 @@ def test_config_trains_with_the_cli(tmp_path):
     cmd = [sys.executable, "-m", "stargan_tf.train", f"--flagfile={CONFIG}",
            f"--train_data={data / 'train'}", f"--val_data={data / 'val'}", f"--workdir={workdir}",
            "--total_iters=4", "--sample_every=4", "--save_every=4", "--print_every=2"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(),
+    result = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
                             timeout=TRAIN_TIMEOUT)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "step 4/4" in result.stderr
@@ -250,7 +244,7 @@ def demo_run(demo_data, tmp_path_factory):
            f"--train_data={demo_data / 'train'}", f"--val_data={demo_data / 'val'}",
            f"--workdir={workdir}"]
     start = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(),
+    result = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
                             timeout=TRAIN_TIMEOUT)
     assert result.returncode == 0, result.stderr[-5000:]
     print(f"\ndemo training: {time.monotonic() - start:.0f} s")

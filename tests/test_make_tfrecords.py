@@ -8,7 +8,6 @@ import io
 import json
 import os
 import struct
-import subprocess
 import sys
 import zlib
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
+from cli_helpers import assert_usage_error, run_command
 from conftest import REPO
 from stargan_tf.data import tfrecords
 from stargan_tf.errors import UserError
@@ -325,20 +325,7 @@ def test_val_domains_must_equal_train(tmp_path):
 
 def run_tool(*args):
     """Runs the tool in a fresh process; returns (exit status, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, str(TOOL)] + [str(a) for a in args],
-                          capture_output=True, text=True, env=env, timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_usage_error(result, *fragments):
-    status, _, stderr = result
-    assert status == 2, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if ": error: " in line]
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_command([sys.executable, TOOL, *args], timeout=300)
 
 
 def test_cli_train_and_val(tree, tmp_path):

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import stargan_tf
-from inference_helpers import (DOMAINS, assert_usage_error, make_model_dir, run_module,
-                               write_domain_folder)
+from cli_helpers import assert_usage_error, run_module
+from inference_helpers import DOMAINS, make_model_dir, write_domain_folder
 from stargan_tf.inference import images, video
 
 S = 32  # the model's img_size

@@ -5,14 +5,13 @@ import ast
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import stargan_tf
+from cli_helpers import assert_usage_error, run_module
 from conftest import REPO
 from stargan_tf.data import tfrecords
 
@@ -42,20 +41,7 @@ def split(tmp_path_factory):
 
 
 def run_train(*flags, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "stargan_tf.train", *map(str, flags)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_usage_error(result, *fragments):
-    status, _, stderr = result
-    assert status == 2, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    lines = [line for line in stderr.splitlines() if ": error: " in line]
-    assert len(lines) == 1, stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_module("stargan_tf.train", *flags, timeout=timeout)
 
 
 def test_train_then_resume(split, tmp_path):

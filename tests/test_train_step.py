@@ -40,10 +40,12 @@ GFE = ("generator", "mapping_network", "style_encoder")
 STEPS = {"discriminator": 2, "generator": 2, "mapping_network": 1, "style_encoder": 1}
 # A move is compared to 2% of the learning rate (2e-6 for lr 1e-4) plus float32 rounding.
 MOVE_RTOL = 0.02
-# Gradients, per tensor: |applied - ours| / |ours|. Measured: D 1.4e-6; G/F/E up to 1.3e-3 (the
-# G losses' float32 gradients agree with PyTorch's only to ~6e-4, see test_losses, and ours differ
-# by up to 1.3e-3 between eager and tf.function at the same weights).
-GRAD_RTOL = {"discriminator": 1e-4, "generator": 5e-3, "mapping_network": 5e-3,
+# Gradients, per tensor: |applied - ours| / |ours|. Measured: D 1.4e-6 on one machine, 3.1e-4 on
+# another of the same kind (the trainer's tf.function graph and the test's eager ops round
+# differently: oneDNN picks kernels by CPU); G/F/E up to 2.6e-3 (the G losses' float32 gradients
+# agree with PyTorch's only to ~6e-4, see test_losses, and ours differ by up to 1.3e-3 between
+# eager and tf.function at the same weights).
+GRAD_RTOL = {"discriminator": 1e-3, "generator": 5e-3, "mapping_network": 5e-3,
              "style_encoder": 5e-3}
 GRAD_ATOL = 1e-5  # |applied - ours| where |ours| <= 1e-4 (gradients that are 0 but for round-off)
 F32_EPS = float(np.finfo(np.float32).eps)
@@ -387,7 +389,9 @@ def test_end_to_end_against_an_independent_iteration(run, ours):
         report.append(f"{name}: {n_bad} of {total} weights beyond {MOVE_RTOL} lr (worst "
                       f"{worst[0]:.2f} lr, {worst[1]}); |trainer - ours| / |our move| = "
                       f"{move_err:.3f}")
-        fraction, move_limit = (0.5, 0.15) if name == "generator" else (1e-4, 0.03)
+        # D, F, E: measured up to 1.5e-4 of the weights beyond 2% of lr (2 lr: sign flips of
+        # gradients within round-off of 0), |trainer - ours| / |our move| up to 0.014.
+        fraction, move_limit = (0.5, 0.15) if name == "generator" else (1e-3, 0.03)
         if n_bad > fraction * total or move_err > move_limit:
             problems.append(report[-1])
     for name in GFE:

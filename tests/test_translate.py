@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import stargan_tf
-from inference_helpers import (TINY, assert_usage_error, make_model_dir, random_image,
-                               run_module, write_image)
+from cli_helpers import assert_usage_error, run_module
+from inference_helpers import TINY, make_model_dir, random_image, write_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import images
 from stargan_tf.inference.translation import latent_codes

@@ -29,7 +29,6 @@ The process prints one line `RESULT_JSON: {"results": [one dict per task]}` on s
 """
 
 import json
-import os
 import sys
 import time
 import traceback
