@@ -25,6 +25,7 @@ def write_text_atomic(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for anyone to read.
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

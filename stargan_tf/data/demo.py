@@ -33,6 +33,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
+from stargan_tf import files
 from stargan_tf.errors import UserError
 
 DOMAINS = ("circle", "square", "triangle")  # Sorted: a domain's label is its index here.
@@ -278,22 +279,9 @@ def write_demo_dataset(output_dir, spec, overwrite=False, log=None):
             raise AssertionError(f"demo {split}: wrote {summary.counts}, skipped {summary.skipped}")
         log(f"{split}: {summary.num_examples} images ({n} per domain: {', '.join(DOMAINS)}) -> "
             f"{summary.split_dir} in {time.monotonic() - start:.1f} s")
-    _write_json_atomic(marker, spec.to_dict())  # Last: the dataset is complete.
+    # Last: the dataset is complete.
+    files.write_text_atomic(marker, json.dumps(spec.to_dict(), indent=1) + "\n")
     return True
-
-
-def _write_json_atomic(path, obj):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset file is for anyone to read.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # The command line: python -m stargan_tf.data.demo --output_dir DIR
