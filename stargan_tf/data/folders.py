@@ -15,6 +15,20 @@ from stargan_tf.errors import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # Compared case-insensitively.
 
 
+def image_files(directory):
+    """Image files under directory (recursively, hidden files and folders skipped), as sorted
+    paths relative to it."""
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        paths += [
+            os.path.relpath(os.path.join(dirpath, f), directory)
+            for f in filenames
+            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+        ]
+    return sorted(paths)
+
+
 def list_domain_images(root):
     """Lists a folder of domains.
 
@@ -39,20 +53,13 @@ def list_domain_images(root):
         raise UserError(f"{root} has no sub-folders: expected one folder of images per domain.")
     items = []
     for label, domain in enumerate(domains):
-        paths = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, domain), followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            paths += [
-                os.path.join(dirpath, f)
-                for f in filenames
-                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-            ]
+        paths = [os.path.join(root, domain, p) for p in image_files(os.path.join(root, domain))]
         if not paths:
             raise UserError(
                 f"Domain folder {os.path.join(root, domain)} has no images "
                 f"({', '.join(IMAGE_EXTENSIONS)})."
             )
-        items += [(p, label) for p in sorted(paths)]
+        items += [(p, label) for p in paths]
     return domains, items
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_tf.data import augment, pipeline
+from stargan_tf.data import folders
 from stargan_tf.data.folders import IMAGE_EXTENSIONS
 from stargan_tf.errors import UserError
 
@@ -19,17 +20,10 @@ def list_images(root):
     """
     if not os.path.isdir(root):
         raise UserError(f"Input folder {root} does not exist.")
-    paths = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        paths += [
-            os.path.relpath(os.path.join(dirpath, f), root)
-            for f in filenames
-            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-        ]
+    paths = folders.image_files(root)
     if not paths:
         raise UserError(f"Input folder {root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
-    return sorted(paths)
+    return paths
 
 
 def folder_dataset(root, relpaths, img_size, batch_size):
