@@ -245,6 +245,18 @@ class Trainer:
 
         return train_step
 
+    def make_iterator(self, start_step=0):
+        """A distributed iterator over the training input from `start_step` on."""
+        return self._make_iterator(start_step)
+
+    def run_iteration(self, iterator):
+        """Runs one training iteration from `iterator`; returns its metrics as Python floats."""
+        return {k: float(v) for k, v in self._train_step(iterator).items()}
+
+    def train_step_graph(self, iterator):
+        """The traced graph of one iteration (for counting its FLOPs); traces, does not run."""
+        return self._train_step.get_concrete_function(iterator).graph
+
     def _make_iterator(self, start_step):
         train_input = self.train_input
         if isinstance(train_input, tf.data.Dataset):
