@@ -99,6 +99,7 @@ def _split_dir_source(split_dir):
             f"{split_dir}/{data_format.METADATA_FILE} lists shards that do not exist: "
             f"{', '.join(missing[:3])}. Write the split again with tools/make_tfrecords.py."
         )
+    data_format.check_shard_sizes(split_dir, meta)
 
     def read(shuffle_seed, domain=None):
         if shuffle_seed is None or len(files) == 1:

@@ -16,7 +16,9 @@ SCHEMA_VERSION = 1
 RESUMABLE_CHANGES = frozenset({
     "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
     "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
+    "nan_policy", "fault_nan_step",
 })
+NAN_POLICIES = ("stop", "skip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,8 @@ class TrainConfig:
       wing_path: the FAN weights (wing.ckpt) for w_hpf > 0.
       cpu_devices: split the CPU into this many logical devices (0: no split); for testing the
         multi-replica path on a CPU.
+      nan_policy: "stop" on a non-finite loss, or "skip" updates with non-finite gradients.
+      fault_nan_step: testing only: the input images of this step are made NaN.
     """
 
     model: ModelConfig = ModelConfig()
@@ -78,6 +82,8 @@ class TrainConfig:
     mixed_precision: str = ""
     wing_path: str = ""
     cpu_devices: int = 0
+    nan_policy: str = "stop"
+    fault_nan_step: Optional[int] = None
 
     def validate(self, num_replicas=1):
         """Raises UserError naming every problem a user can fix."""
@@ -100,6 +106,10 @@ class TrainConfig:
             problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
         if not 0 <= self.ema_beta < 1:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
+        if self.nan_policy not in NAN_POLICIES:
+            problems.append(f"--nan_policy={self.nan_policy!r}: use stop or skip")
+        if self.fault_nan_step is not None and self.fault_nan_step < 1:
+            problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
         if not self.workdir:
             problems.append("--workdir is required")
         if problems:
