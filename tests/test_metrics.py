@@ -50,14 +50,14 @@ def test_official_preprocessing_is_pil_bilinear_on_uint8(ref):
 
 def test_official_inception_features(ref, official_inception):
     _, f = ref
-    out = official_inception.model(f["fid_official_input299"], training=False)
+    # From uint8, through the preprocessing (checked bit-exact above).
+    out = official_inception.outputs(inception.official_input(f["images_u8"]))
     for block in ("block1", "block2", "block3"):
         want = f[f"fid_official_{block}_img0"]
         assert _rel_err(out[block][:1], want) <= 1e-3, block
     want = f["fid_official_features"]
-    got = official_inception.features(f["images_u8"])  # From uint8, through the preprocessing.
-    assert got.shape == (6, 2048)
-    assert _rel_err(got, want) <= 1e-3
+    assert out["features"].shape == (6, 2048)
+    assert _rel_err(out["features"], want) <= 1e-3
     # The fixture's contrasts are far off: no transform_input, no float resize here.
     assert _rel_err(f["contrast_fid_official_features_if_transform_input"], want) > 1e-1
     assert _rel_err(f["contrast_fid_official_features_float_bilinear"], want) > 1e-2
@@ -68,12 +68,15 @@ def test_official_inception_features(ref, official_inception):
 
 def test_fid_inception_features(ref, fid_inception):
     _, f = ref
-    out = fid_inception.model(f["fid_pt_input01"], training=False)
+    np.testing.assert_array_equal(f["images_u8"] / np.float32(255), f["fid_pt_input01"])
+    out = fid_inception.outputs(f["fid_pt_input01"])  # Resized to 299 inside, in float.
     for ours, theirs in (("block1", "block0"), ("block2", "block1"), ("block3", "block2")):
         want = f[f"fid_pt_{theirs}_img0"]
         assert _rel_err(out[ours][:1], want) <= 1e-3, ours
-    got = fid_inception.features(f["images_u8"])
-    assert _rel_err(got, f["fid_pt_features"]) <= 1e-3
+    assert _rel_err(out["features"], f["fid_pt_features"]) <= 1e-3
+    # features() of the uint8 images is that path.
+    np.testing.assert_allclose(fid_inception.features(f["images_u8"][:2]), out["features"][:2],
+                               rtol=0, atol=1e-4 * np.abs(out["features"]).max())
 
 
 def test_inception_refuses_the_other_variants_file(ref):
@@ -154,6 +157,20 @@ def test_frechet_distance_matches_official_and_pytorch_fid(ref):
         value = metrics.frechet_distance(*_case(f, name))
         for want in (f[f"fd_{name}_official"], f[f"fd_{name}_pytorch_fid"], f[f"fd_{name}_eig"]):
             assert abs(value - want) <= 1e-6 * abs(want), name
+
+
+def test_frechet_distance_to_few_samples_equals_sqrtm():
+    rng = np.random.default_rng(1)
+    for n1, n2 in ((400, 10), (12, 30), (5, 5)):
+        a = rng.normal(size=[n1, 64]) @ rng.normal(size=[64, 64])
+        b = rng.normal(1.0, 1.0, size=[n2, 64]) @ rng.normal(size=[64, 64])
+        mu1, sigma1 = metrics.statistics(a)
+        want = metrics.frechet_distance(mu1, sigma1, *metrics.statistics(b))
+        got = frechet.frechet_distance_to_samples(mu1, sigma1, b)
+        assert abs(got - want) <= 1e-6 * abs(want), (n1, n2)
+    big = rng.normal(size=[80, 64])  # More samples than dimensions: sqrtm itself.
+    assert frechet.frechet_distance_to_samples(mu1, sigma1, big) == metrics.frechet_distance(
+        mu1, sigma1, *metrics.statistics(big))
 
 
 def test_frechet_distance_eps_fallback_and_statistics():

@@ -205,9 +205,20 @@ class InceptionExtractor:
         state = torch_weights.load_state_dict(weights_path, "--inception_weights")
         self.model, convs = build_inception(variant)
         load_torch_weights(convs, state, weights_path)
-        self._features = tf.function(
-            lambda x: self.model(x, training=False)["features"], reduce_retracing=True
-        )
+        self._weights_sha256 = None
+        self._outputs = tf.function(lambda x: self.model(x, training=False),
+                                    reduce_retracing=True)
+
+    def outputs(self, x):
+        """The model's outputs (blocks and features, numpy) for its preprocessed input x."""
+        return {k: v.numpy() for k, v in self._outputs(tf.convert_to_tensor(x)).items()}
+
+    @property
+    def weights_sha256(self):
+        """The SHA-256 of the weights file (computed once): part of the statistics' cache key."""
+        if self._weights_sha256 is None:
+            self._weights_sha256 = torch_weights.sha256(self.weights_path)
+        return self._weights_sha256
 
     def features(self, images_u8):
         images_u8 = np.asarray(images_u8)
@@ -221,7 +232,7 @@ class InceptionExtractor:
                 x = official_input(batch)
             else:
                 x = batch.astype(np.float32) / 255.0
-            out.append(self._features(tf.constant(x)).numpy())
+            out.append(self._outputs(tf.constant(x))["features"].numpy())
         return np.concatenate(out) if out else np.zeros([0, FEATURE_DIM], np.float32)
 
 
