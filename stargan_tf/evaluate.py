@@ -48,7 +48,7 @@ flags.DEFINE_string("stats_cache", None, "Directory caching the training images'
 
 
 def _eval_config():
-    from stargan_tf.metrics import protocol, real_stats
+    from stargan_tf.metrics.config import DEFAULT_CACHE_DIR, MODES, EvalConfig
 
     if not FLAGS.checkpoint or not FLAGS.out:
         raise UserError("--checkpoint and --out are required (see --help).")
@@ -58,14 +58,14 @@ def _eval_config():
         value = getattr(FLAGS, name)
         if value and not value.startswith("tfds:") and not os.path.isdir(value):
             raise UserError(f"--{name}={value} is not a directory.")
-    config = protocol.EvalConfig(
+    config = EvalConfig(
         train_data=FLAGS.train_data or "", val_data=FLAGS.val_data or "",
         inception_weights=FLAGS.inception_weights or "",
         alexnet_weights=FLAGS.alexnet_weights or "", lpips_weights=FLAGS.lpips_weights or "",
-        modes=protocol.MODES if FLAGS.mode == "both" else (FLAGS.mode,),
+        modes=MODES if FLAGS.mode == "both" else (FLAGS.mode,),
         inception=FLAGS.inception, num_outs_per_domain=FLAGS.num_outs_per_domain,
         val_batch_size=FLAGS.val_batch_size, seed=FLAGS.seed,
-        stats_cache=(real_stats.DEFAULT_CACHE_DIR if FLAGS.stats_cache is None
+        stats_cache=(DEFAULT_CACHE_DIR if FLAGS.stats_cache is None
                      else FLAGS.stats_cache))
     config.validate()
     return config

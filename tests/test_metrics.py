@@ -26,7 +26,8 @@ def _rel_err(got, want):
 @pytest.fixture(scope="module")
 def official_inception(ref):
     path, _ = ref
-    return inception.InceptionExtractor("official", str(path / "torchvision_inception_v3_random.pth"))
+    weights = path / "torchvision_inception_v3_random.pth"
+    return inception.InceptionExtractor("official", str(weights))
 
 
 @pytest.fixture(scope="module")

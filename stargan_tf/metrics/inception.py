@@ -20,9 +20,9 @@ import tensorflow as tf
 from PIL import Image
 
 from stargan_tf.metrics import torch_weights
+from stargan_tf.metrics.config import VARIANTS
 from stargan_tf.official_format import CONV, to_keras
 
-VARIANTS = ("official", "fid")
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

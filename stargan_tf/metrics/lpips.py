@@ -108,7 +108,8 @@ class LPIPS:
         return tf.stack(layers, axis=1)  # [N, 5]
 
     def per_layer(self, x, y):
-        """Per-pair, per-layer terms, float32 numpy [N, 5], of images x, y [N, H, W, 3] in [-1, 1]."""
+        """Per-pair, per-layer terms, float32 numpy [N, 5], of images x, y [N, H, W, 3] in
+        [-1, 1]."""
         return self._distances(tf.convert_to_tensor(x), tf.convert_to_tensor(y)).numpy()
 
     def distances(self, x, y):

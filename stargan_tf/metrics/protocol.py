@@ -16,7 +16,6 @@ is a series of shuffled passes over the target domain's images (the official cod
 shuffled loader that drops each pass's last partial batch).
 """
 
-import dataclasses
 import json
 import os
 
@@ -31,68 +30,15 @@ from stargan_tf.inference import images as image_io
 from stargan_tf.inference import models, translation
 from stargan_tf.inference.progress import ProgressBar
 from stargan_tf.metrics import frechet, real_stats
-from stargan_tf.metrics.inception import VARIANTS, InceptionExtractor
+from stargan_tf.metrics.config import EvalConfig
+from stargan_tf.metrics.inception import InceptionExtractor
 from stargan_tf.metrics.lpips import LPIPS
 from stargan_tf.training.samples import to_uint8
 
-MODES = ("latent", "reference")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """What an evaluation reads and how it runs.
-
-    Attributes:
-      train_data: the training images (FID's real side): an image folder `root/<domain>/`, a
-        TFRecord split directory or `tfds:NAME[:split]`.
-      val_data: the validation images (sources and references), same forms.
-      inception_weights: torchvision's `inception_v3_google-0cc3c7bd.pth` (inception="official")
-        or pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (inception="fid").
-      alexnet_weights: torchvision's `alexnet-owt-7be5be79.pth` (LPIPS's trunk).
-      lpips_weights: the official `metrics/lpips_weights.ckpt` (LPIPS's 1x1 layers).
-      modes: a subset of ("latent", "reference").
-      inception: "official" (comparable with the paper) or "fid" (with the wider field).
-      num_outs_per_domain: outputs per source image and task (official: 10).
-      val_batch_size: source images per batch (official: 32); LPIPS groups are per batch.
-      seed: seeds the latent codes and the reference order.
-      stats_cache: directory of the cached real-image statistics; "" = no cache.
-    """
-
-    train_data: str
-    val_data: str
-    inception_weights: str
-    alexnet_weights: str
-    lpips_weights: str
-    modes: tuple = MODES
-    inception: str = "official"
-    num_outs_per_domain: int = 10
-    val_batch_size: int = 32
-    seed: int = 777
-    stats_cache: str = real_stats.DEFAULT_CACHE_DIR
-
-    def validate(self):
-        """Raises UserError naming every problem a user can fix."""
-        problems = []
-        bad = [m for m in self.modes if m not in MODES]
-        if bad or not self.modes:
-            problems.append(f"modes {list(self.modes)}: use latent, reference or both")
-        if self.inception not in VARIANTS:
-            problems.append(f"--inception={self.inception!r}: use official or fid")
-        if self.val_batch_size < 1:
-            problems.append(f"--val_batch_size={self.val_batch_size} must be >= 1")
-        if self.num_outs_per_domain < 2:
-            problems.append(f"--num_outs_per_domain={self.num_outs_per_domain} must be >= 2 "
-                            "(LPIPS compares pairs of outputs)")
-        for name in ("train_data", "val_data", "inception_weights", "alexnet_weights",
-                     "lpips_weights"):
-            if not getattr(self, name):
-                problems.append(f"--{name} is required")
-        if problems:
-            raise UserError("; ".join(problems) + ".")
-
 
 class Metrics:
-    """The networks evaluation needs, built once: the Inception extractor and LPIPS."""
+    """The networks evaluation needs, built once: the Inception extractor and LPIPS (and the
+    real images' statistics, once computed). `config` is an `EvalConfig`."""
 
     def __init__(self, config: EvalConfig):
         config.validate()

@@ -7,9 +7,9 @@ img_size, so they are computed once and kept in a cache file whose name holds a 
 three (the data's file list with sizes and modification times, the weights file's SHA-256).
 """
 
+import hashlib
 import io
 import json
-import hashlib
 import os
 
 import numpy as np
@@ -23,7 +23,6 @@ from stargan_tf.metrics import frechet
 from stargan_tf.metrics.inception import pil_resize
 
 CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "stargan_tf", "fid_stats")
 
 
 def open_data(path):

@@ -1,0 +1,97 @@
+"""`python -m stargan_tf.evaluate` and the official protocol on a tiny 2-domain model: every task
+of both modes in the JSON and in TensorBoard, the real statistics cached, one-line errors.
+
+The Inception and AlexNet weights are the random ones of the eval_reference fixture (in the
+published formats); the numbers are not meaningful, the plumbing is what is tested here, and the
+networks' parity in tests/test_metrics.py.
+"""
+
+import dataclasses
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cli_helpers import assert_usage_error, run_module
+from conftest import fixture_dir
+from inference_helpers import TINY, make_model_dir, write_domain_folder
+
+DOMAINS = ("cat", "dog")
+TINY2 = dataclasses.replace(TINY, num_domains=2, domain_names=DOMAINS)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    model_dir, _ = make_model_dir(root / "model", TINY2)
+    rng = np.random.default_rng(3)
+    # Training images of mixed sizes (a real PIL downscale to 32 px); 3 validation images per
+    # domain in batches of 2: a full and a partial batch per task.
+    write_domain_folder(str(root / "train"), 3, rng, DOMAINS)
+    write_domain_folder(str(root / "val"), 3, rng, DOMAINS)
+    weights = fixture_dir("eval_reference")
+    flags = [
+        "--train_data", root / "train", "--val_data", root / "val",
+        "--inception_weights", weights / "torchvision_inception_v3_random.pth",
+        "--alexnet_weights", weights / "torchvision_alexnet_random.pth",
+        "--lpips_weights", weights / "lpips_weights_random.ckpt",
+        "--stats_cache", root / "cache",
+    ]
+    return root, model_dir, flags
+
+
+def test_cli_writes_every_task_of_both_modes(setup):
+    root, model_dir, flags = setup
+    out = root / "out"
+    status, stdout, stderr = run_module(
+        "stargan_tf.evaluate", "--checkpoint", model_dir, *flags, "--mode=both",
+        "--inception=official", "--num_outs_per_domain=2", "--val_batch_size=2", "--out", out,
+        "--save_images")
+    assert status == 0, stderr[-3000:]
+    path = out / "metrics_000007.json"  # The checkpoint's step.
+    assert str(path) in stdout
+    results = json.loads(path.read_text())
+    tasks = ["dog2cat", "cat2dog"]  # By target domain, then source: the official order.
+    expected = [f"{metric}_{mode}/{task}" for mode in ("latent", "reference")
+                for metric in ("FID", "LPIPS") for task in tasks + ["mean"]]
+    assert list(results) == expected
+    for name, value in results.items():
+        assert math.isfinite(value) and value > 0, name
+    for mode in ("latent", "reference"):
+        for metric in ("FID", "LPIPS"):
+            values = [results[f"{metric}_{mode}/{t}"] for t in tasks]
+            assert results[f"{metric}_{mode}/mean"] == pytest.approx(np.mean(values), rel=1e-12)
+    assert "24/24" in stderr  # The progress bar: 2 modes x 2 tasks x 3 sources x 2 outputs.
+    # The outputs as the official code names them: <source index>_<output index>.png.
+    pngs = sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "*" / "*" / "*.png")))
+    assert len(pngs) == 24 and "latent/cat2dog/0003_02.png" in pngs
+    # One cache file per target domain.
+    assert len(os.listdir(root / "cache")) == 2
+    # The same numbers as TensorBoard scalars.
+    scalars = {}
+    for event_file in glob.glob(str(out / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for v in event.summary.value:
+                scalars[v.tag] = float(tf.make_ndarray(v.tensor))
+                assert event.step == 7
+    assert scalars.keys() == results.keys()
+    assert all(scalars[k] == pytest.approx(results[k], rel=1e-6) for k in results)
+
+
+def test_cli_usage_errors(setup):
+    root, model_dir, flags = setup
+    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", model_dir, *flags,
+                                  "--num_outs_per_domain=1", "--out", root / "bad"),
+                       "--num_outs_per_domain=1 must be >= 2")
+    missing = [f if "lpips_weights_random" not in str(f) else root / "nope.ckpt" for f in flags]
+    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", model_dir, *missing,
+                                  "--out", root / "bad"),
+                       "--lpips_weights=", "nope.ckpt is not a file", "README")
+    hpf_dir, _ = make_model_dir(root / "hpf", dataclasses.replace(TINY2, w_hpf=1.0))
+    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", hpf_dir, *flags,
+                                  "--out", root / "bad"), "w_hpf=1", "FAN")
+    assert not (root / "bad").exists()
