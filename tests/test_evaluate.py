@@ -19,6 +19,7 @@ import tensorflow as tf
 from cli_helpers import assert_usage_error, run_module
 from conftest import fixture_dir
 from inference_helpers import TINY, make_model_dir, write_domain_folder
+from stargan_tf.errors import UserError
 
 DOMAINS = ("cat", "dog")
 TINY2 = dataclasses.replace(TINY, num_domains=2, domain_names=DOMAINS)
@@ -95,3 +96,37 @@ def test_cli_usage_errors(setup):
     assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", hpf_dir, *flags,
                                   "--out", root / "bad"), "w_hpf=1", "FAN")
     assert not (root / "bad").exists()
+
+
+def test_trainer_evaluation_writes_json_and_scalars(setup):
+    from stargan_tf.data import folders, pipeline
+    from stargan_tf.training.config import TrainConfig
+    from stargan_tf.training.trainer import Trainer
+
+    root, _, flags = setup
+    weights = dict(zip(flags[4::2], flags[5::2]))  # "--inception_weights" -> path, ...
+    model = dataclasses.replace(TINY2, dim_in=8, max_conv_dim=16)
+    config = TrainConfig(
+        model=model, train_data=str(root / "train"), val_data=str(root / "val"),
+        workdir=str(root / "work"), batch_size=2, val_batch_size=2, total_iters=2, save_every=2,
+        sample_every=100, print_every=1, eval_every=2, num_outs_per_domain=2,
+        inception_weights=str(weights["--inception_weights"]),
+        alexnet_weights=str(weights["--alexnet_weights"]),
+        lpips_weights=str(weights["--lpips_weights"]))
+    with pytest.raises(UserError, match="--eval_every=2 needs: --lpips_weights is required"):
+        dataclasses.replace(config, lpips_weights="").validate()
+    source = folders.image_folder_source(str(root / "train"))
+    dataset = pipeline.train_dataset(source, 32, 2, model.latent_dim, seed=0)
+    trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), dataset)
+    # What the loop calls at steps that are multiples of eval_every (training steps themselves
+    # are tested elsewhere; tracing one costs more than this whole test).
+    trainer.evaluate(2)
+    work = root / "work"
+    assert sorted(os.listdir(work / "eval")) == ["fid_stats", "metrics_000002.json"]
+    results = json.loads((work / "eval" / "metrics_000002.json").read_text())
+    assert len(results) == 12 and "LPIPS_reference/mean" in results
+    tags = set()
+    for event_file in glob.glob(str(work / "logs" / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags |= {v.tag for v in event.summary.value if event.step == 2}
+    assert set(results) <= tags

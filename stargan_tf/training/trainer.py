@@ -27,6 +27,7 @@ from stargan_tf.training.samples import render_grid
 CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
 LOGS_SUBDIR = "logs"
+EVAL_SUBDIR = "eval"
 
 
 def is_chief(strategy):
@@ -125,6 +126,7 @@ class Trainer:
         self._train_step = self._make_train_step()
         self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
                        if self.chief else tf.summary.create_noop_writer())
+        self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
 
     # Set-up helpers.
 
@@ -320,6 +322,22 @@ class Trainer:
             tf.summary.image("samples", grid[None], step=step)
         return path
 
+    def evaluate(self, step):
+        """FID and LPIPS of the EMA networks by the official protocol (chief only): writes
+        eval/metrics_<step>.json and TensorBoard scalars; returns the results."""
+        if not self.chief:
+            return None
+        from stargan_tf.metrics import protocol  # Imports the Inception and LPIPS networks.
+
+        if self.eval_metrics is None:
+            self.eval_metrics = protocol.Metrics(self.config.eval_config())
+        results = protocol.evaluate(self.nets_ema, self.eval_metrics, step=step)
+        path = os.path.join(self.config.workdir, EVAL_SUBDIR, f"metrics_{step:06d}.json")
+        protocol.write_results(results, path, self.writer, step)
+        logging.info("Evaluation at step %d: %s", step, ", ".join(
+            f"{k} {v:.4f}" for k, v in results.items() if k.endswith("/mean")))
+        return results
+
     def _log(self, step, metrics, images_per_second, step_time, start_step, started):
         c = self.config
         with self.writer.as_default():
@@ -366,6 +384,9 @@ class Trainer:
             # Save a checkpoint.
             if step % c.save_every == 0 or step == c.total_iters:
                 self.save()
+            # Evaluate FID and LPIPS.
+            if c.eval_every and step % c.eval_every == 0:
+                self.evaluate(step)
         self.writer.flush()
         return {k: float(v) for k, v in metrics.items()}
 
