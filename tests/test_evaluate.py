@@ -130,3 +130,15 @@ def test_trainer_evaluation_writes_json_and_scalars(setup):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags |= {v.tag for v in event.summary.value if event.step == 2}
     assert set(results) <= tags
+
+
+def test_readme_command_uses_real_flags(tmp_path):
+    import shlex
+
+    from test_readme import readme_block
+
+    command = shlex.split(readme_block("bash", "stargan_tf.evaluate").strip())
+    assert command[:3] == ["python", "-m", "stargan_tf.evaluate"]
+    # Run where none of its paths exist: the flags parse, and the first path is reported.
+    result = run_module(*command[2:], cwd=tmp_path)
+    assert_usage_error(result, "--checkpoint=converted/afhq is not a directory")
