@@ -142,3 +142,24 @@ def test_readme_command_uses_real_flags(tmp_path):
     # Run where none of its paths exist: the flags parse, and the first path is reported.
     result = run_module(*command[2:], cwd=tmp_path)
     assert_usage_error(result, "--checkpoint=converted/afhq is not a directory")
+
+
+def test_eval_readers_of_one_domain(tmp_path):
+    import data_helpers as dh
+
+    from stargan_tf.data import pipeline
+
+    split = str(tmp_path / "val")
+    stored = dh.write_split(split, dh.coded_images([5, 3], 16), num_shards=2)
+    # eval_dataset(domain=1): the domain's images once, in stored order.
+    names = [n.decode() for _, _, f in pipeline.eval_dataset(split, 16, 2, domain=1)
+             for n in f.numpy()]
+    assert names == [name for name, label in stored if label == 1]
+    # reference_dataset: full batches of the domain, every image once per pass, seeded.
+    batches = pipeline.reference_dataset(split, 16, 2, domain=0, seed=5).take(5)
+    codes = [dh.decode_code(x) for xs, _, _ in batches for x in xs.numpy()]
+    assert len(codes) == 10 and {d for d, _ in codes} == {0}
+    assert sorted(i for _, i in codes[:5]) == [0, 1, 2, 3, 4]  # One shuffled pass...
+    assert sorted(i for _, i in codes[5:]) == [0, 1, 2, 3, 4]  # ...then another.
+    again = pipeline.reference_dataset(split, 16, 2, domain=0, seed=5).take(5)
+    assert codes == [dh.decode_code(x) for xs, _, _ in again for x in xs.numpy()]

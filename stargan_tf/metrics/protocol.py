@@ -10,8 +10,9 @@ target domain's training images and the task's outputs. The results, every task 
 are named as the official JSON files name them (`FID_latent/cat2dog`, `LPIPS_reference/mean`).
 
 Differences from the official loop, none of which changes what is measured: the 8-bit outputs go
-to the Inception network directly instead of through PNG files (PNG is lossless); latent codes
-come from numpy's generator seeded by `seed` instead of torch's global one; the reference stream
+to the Inception network directly instead of through PNG files (PNG is lossless), quantised by
+rounding (the official `save_image` adds 0.5 and truncates: the same but for exact ties); latent
+codes come from numpy's generator seeded by `seed` instead of torch's global one; the reference stream
 is a series of shuffled passes over the target domain's images (the official code cycles a
 shuffled loader that drops each pass's last partial batch).
 """
