@@ -163,3 +163,24 @@ def test_eval_readers_of_one_domain(tmp_path):
     assert sorted(i for _, i in codes[5:]) == [0, 1, 2, 3, 4]  # ...then another.
     again = pipeline.reference_dataset(split, 16, 2, domain=0, seed=5).take(5)
     assert codes == [dh.decode_code(x) for xs, _, _ in again for x in xs.numpy()]
+
+
+def test_statistics_cache_key_follows_data_weights_and_size(tmp_path):
+    import types
+
+    from stargan_tf.metrics import real_stats
+
+    rng = np.random.default_rng(4)
+    write_domain_folder(str(tmp_path / "train"), 2, rng, DOMAINS)
+    # cache_path reads the extractor's variant and weights hash only.
+    official = types.SimpleNamespace(variant="official", weights_sha256="a" * 64)
+    key = lambda extractor=official, size=32, domain="cat": real_stats.cache_path(  # noqa: E731
+        str(tmp_path / "cache"), str(tmp_path / "train"), domain, extractor, size)
+    first = key()
+    assert first == key() and os.path.basename(first).startswith("cat-official-32px-")
+    others = {key(size=64), key(domain="dog"),
+              key(types.SimpleNamespace(variant="official", weights_sha256="b" * 64)),
+              key(types.SimpleNamespace(variant="fid", weights_sha256="a" * 64))}
+    assert first not in others and len(others) == 4
+    write_domain_folder(str(tmp_path / "train"), 3, rng, ("cat",))  # One more cat image.
+    assert key() != first
