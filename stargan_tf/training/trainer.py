@@ -31,6 +31,7 @@ STOP_KEY = "_stop_requested"  # not a metric: > 0 when some worker was signalled
 CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
 LOGS_SUBDIR = "logs"
+EVAL_SUBDIR = "eval"
 
 
 def is_chief(strategy):
@@ -139,6 +140,7 @@ class Trainer:
         self._train_step = self._make_train_step()
         self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
                        if self.chief else tf.summary.create_noop_writer())
+        self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
 
     # Set-up helpers.
 
@@ -390,6 +392,22 @@ class Trainer:
             tf.summary.image("samples", grid[None], step=step)
         return path
 
+    def evaluate(self, step):
+        """FID and LPIPS of the EMA networks by the official protocol (chief only): writes
+        eval/metrics_<step>.json and TensorBoard scalars; returns the results."""
+        if not self.chief:
+            return None
+        from stargan_tf.metrics import protocol  # Imports the Inception and LPIPS networks.
+
+        if self.eval_metrics is None:
+            self.eval_metrics = protocol.Metrics(self.config.eval_config())
+        results = protocol.evaluate(self.nets_ema, self.eval_metrics, step=step)
+        path = os.path.join(self.config.workdir, EVAL_SUBDIR, f"metrics_{step:06d}.json")
+        protocol.write_results(results, path, self.writer, step)
+        logging.info("Evaluation at step %d: %s", step, ", ".join(
+            f"{k} {v:.4f}" for k, v in results.items() if k.endswith("/mean")))
+        return results
+
     def _log(self, step, metrics, images_per_second, step_time, start_step, started):
         c = self.config
         with self.writer.as_default():
@@ -468,6 +486,9 @@ class Trainer:
                 if not saved:
                     self.save()
                 raise Preempted(step, stop_request.signal_name or "a signal to another worker")
+            # Evaluate FID and LPIPS (not when stopping: a preempted run must exit quickly).
+            if c.eval_every and step % c.eval_every == 0:
+                self.evaluate(step)
         return values
 
     def _non_finite_message(self, step, values, bad):
