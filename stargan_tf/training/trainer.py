@@ -238,7 +238,8 @@ class Trainer:
         metrics = {k: tf.cast(v, tf.float32) * scale for k, v in metrics.items()}
         metrics["G/lambda_ds"] = tf.cast(lambda_ds, tf.float32) * scale
         # A stop request rides the metrics' all-reduce: every worker learns of it at this step.
-        metrics[STOP_KEY] = stop
+        # (tf.identity: one tensor per replica; the input itself would regroup to a single value.)
+        metrics[STOP_KEY] = tf.identity(stop)
         return metrics
 
     def _update_ema(self):
