@@ -34,12 +34,12 @@ def _short_list(items, limit=12):
     return ", ".join(items[:limit]) + more
 
 
-def read_official_checkpoint(path):
-    """Reads an official checkpoint into `{network: {key: np.ndarray}}`.
+def torch_load(path):
+    """`torch.load`s a PyTorch file safely (weights_only=True, onto the CPU).
 
     Raises:
-      ConversionError: torch is missing, the file is missing, not a PyTorch checkpoint, or not a
-        StarGAN v2 checkpoint. The message is one line that says what to do.
+      ConversionError: torch is missing, the file is missing, a directory, or not a readable
+        PyTorch file. The message is one line that says what to do.
     """
     try:
         import torch
@@ -59,12 +59,39 @@ def read_official_checkpoint(path):
         what = "an empty file" if not magic else "neither a zip archive nor a pickle"
         raise ConversionError(f"{path} is not a PyTorch checkpoint: it is {what}.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for foreign files: report them all alike.
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             reason = "it holds Python objects that a safe (weights_only) load refuses to run"
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({reason}).") from None
+
+
+def state_dict_to_numpy(state_dict, path, entry):
+    """`{key: np.ndarray}` of a PyTorch state dict, without DataParallel `module.` prefixes."""
+    if not isinstance(state_dict, dict):
+        raise ConversionError(f"{path}: entry {entry!r} is not a state dict.")
+    out = {}
+    for key, value in state_dict.items():
+        # Files saved from an nn.DataParallel wrapper prefix every key with "module.".
+        key = re.sub(r"^(module\.)+", "", key)
+        out[key] = value.detach().cpu().float().numpy()
+    return out
+
+
+def read_official_checkpoint(path, with_fan=False):
+    """Reads an official checkpoint into `{network: {key: np.ndarray}}`.
+
+    Args:
+      path: the official `*_nets_ema.ckpt` or `*_nets.ckpt`.
+      with_fan: also return the `fan` entry (the face-landmark network of w_hpf > 0 models)
+        when the file has one; otherwise it is left out.
+
+    Raises:
+      ConversionError: torch is missing, the file is missing, not a PyTorch checkpoint, or not a
+        StarGAN v2 checkpoint. The message is one line that says what to do.
+    """
+    obj = torch_load(path)
     if not isinstance(obj, dict) or not any(k in obj for k in NETWORK_NAMES):
         found = _short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise ConversionError(
@@ -80,22 +107,12 @@ def read_official_checkpoint(path):
         if unknown:
             parts.append(f"unknown entries: {_short_list(map(str, unknown))}")
         raise ConversionError(f"{path} is not a StarGAN v2 checkpoint ({'; '.join(parts)}).")
-    if "fan" in obj:
-        logging.warning(
-            "%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is skipped: "
-            "converting it is not supported yet.", path
-        )
-    state = {}
-    for net in NETWORK_NAMES:
-        if net not in obj:
-            continue
-        if not isinstance(obj[net], dict):
-            raise ConversionError(f"{path}: entry {net!r} is not a state dict.")
-        state[net] = {}
-        for key, value in obj[net].items():
-            # Files saved from an nn.DataParallel wrapper prefix every key with "module.".
-            key = re.sub(r"^(module\.)+", "", key)
-            state[net][key] = value.detach().cpu().float().numpy()
+    state = {net: state_dict_to_numpy(obj[net], path, net) for net in NETWORK_NAMES if net in obj}
+    if "fan" in obj and with_fan:
+        state["fan"] = state_dict_to_numpy(obj["fan"], path, "fan")
+    elif "fan" in obj:
+        logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
+                        "skipped here.", path)
     return state
 
 
