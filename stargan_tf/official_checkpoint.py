@@ -79,13 +79,12 @@ def state_dict_to_numpy(state_dict, path, entry):
     return out
 
 
-def read_official_checkpoint(path, with_fan=False):
+def read_official_checkpoint(path):
     """Reads an official checkpoint into `{network: {key: np.ndarray}}`.
 
     Args:
-      path: the official `*_nets_ema.ckpt` or `*_nets.ckpt`.
-      with_fan: also return the `fan` entry (the face-landmark network of w_hpf > 0 models)
-        when the file has one; otherwise it is left out.
+      path: the official `*_nets_ema.ckpt` or `*_nets.ckpt`; its `fan` entry (the FAN of
+        w_hpf > 0 models), when present, is read as the network `fan`.
 
     Raises:
       ConversionError: torch is missing, the file is missing, not a PyTorch checkpoint, or not a
@@ -108,11 +107,8 @@ def read_official_checkpoint(path, with_fan=False):
             parts.append(f"unknown entries: {_short_list(map(str, unknown))}")
         raise ConversionError(f"{path} is not a StarGAN v2 checkpoint ({'; '.join(parts)}).")
     state = {net: state_dict_to_numpy(obj[net], path, net) for net in NETWORK_NAMES if net in obj}
-    if "fan" in obj and with_fan:
+    if "fan" in obj:
         state["fan"] = state_dict_to_numpy(obj["fan"], path, "fan")
-    elif "fan" in obj:
-        logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
-                        "skipped here.", path)
     return state
 
 
@@ -208,7 +204,8 @@ def load_official_state(networks, state, path="checkpoint"):
     from stargan_tf.networks import official_weights
 
     expected = {(net, key): (var, layout) for net, key, var, layout in official_weights(networks)}
-    present = {(net, key) for net, sd in state.items() for key in sd if key != "hpf.filter"}
+    present = {(net, key) for net, sd in state.items() if net != "fan" for key in sd
+               if key != "hpf.filter"}
     missing = {f"{n}/{k}" for n, k in set(expected) - present}
     unknown = {f"{n}/{k}" for n, k in present - set(expected)}
     if missing or unknown:
@@ -247,7 +244,8 @@ def convert_official_checkpoint(path, domain_names=None, **overrides):
         file is an error naming the tensor and both shapes.
 
     Returns:
-      Networks with the converted weights; `discriminator` is None when the file has none.
+      Networks with the converted weights; `discriminator` is None when the file has none; `fan`
+      holds the converted FAN when the file has one and w_hpf > 0.
     """
     state = read_official_checkpoint(path)
     config, _ = resolve_config(state, path, domain_names, **overrides)
@@ -255,9 +253,16 @@ def convert_official_checkpoint(path, domain_names=None, **overrides):
 
 
 def networks_from_state(state, config, path="checkpoint"):
-    """Builds the networks of `config` and loads an official state dict into them."""
+    """Builds the networks of `config` and loads an official state dict into them (and its `fan`
+    entry into `networks.fan` when w_hpf > 0)."""
     from stargan_tf.networks import build_networks
+    from stargan_tf.official_fan import fan_from_state
 
     networks = build_networks(config, discriminator="discriminator" in state)
     load_official_state(networks, state, path)
+    if "fan" in state and config.w_hpf > 0:
+        networks.fan = fan_from_state(state["fan"], f"{path} (entry 'fan')")
+    elif "fan" in state:
+        logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
+                        "skipped: this model has w_hpf = 0 and uses no masks.", path)
     return networks
