@@ -102,6 +102,14 @@ class TrainConfig:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
         if not self.workdir:
             problems.append("--workdir is required")
+        if self.model.w_hpf > 0 and not self.wing_path:
+            problems.append(
+                f"w_hpf={self.model.w_hpf:g} needs the FAN face-landmark weights: pass "
+                "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
+                "bash download.sh wing), or train without the high-pass path, --w_hpf=0")
+        elif self.model.w_hpf > 0 and not os.path.isfile(self.wing_path):
+            problems.append(f"--wing_path={self.wing_path} is not a file (get wing.ckpt with the "
+                            "official repository's bash download.sh wing)")
         if problems:
             raise UserError("; ".join(problems) + ".")
 
