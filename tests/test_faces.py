@@ -100,9 +100,16 @@ def converted(hpf256_dir, wing_path, tmp_path_factory):
     return out, dict(np.load(hpf256_dir / "fixture.npz"))
 
 
-def test_converted_checkpoint_with_fan_translates_with_masks(converted, fan):
-    out, d = converted
-    nets, ema = models.load_inference_networks(str(out))
+@pytest.fixture(scope="module")
+def face_model(converted):
+    """The converted model's networks, as sampling and export load them: (networks, ema)."""
+    out, _ = converted
+    return models.load_inference_networks(str(out))
+
+
+def test_converted_checkpoint_with_fan_translates_with_masks(converted, face_model, fan):
+    _, d = converted
+    nets, ema = face_model
     assert ema and nets.fan is not None and nets.config.w_hpf == 1
     # The official generator outputs (fixture masks) are reproduced by the converted generator...
     s_ref = nets.style_encoder(d["x_ref"], d["y_trg"])
@@ -118,7 +125,7 @@ def test_converted_checkpoint_with_fan_translates_with_masks(converted, fan):
     assert np.abs(x_fake.astype(int) - to_uint8(want).astype(int)).max() <= 1
 
 
-def test_sample_cli_renders_a_face_model(converted, tmp_path):
+def test_sample_cli_renders_a_face_model(converted, face_model, tmp_path):
     out, d = converted
     src = ((d["x"][0] + 1) * 127.5).round().astype(np.uint8)
     ref = ((d["x_ref"][0] + 1) * 127.5).round().astype(np.uint8)
@@ -131,7 +138,7 @@ def test_sample_cli_renders_a_face_model(converted, tmp_path):
     assert status == 0, stderr[-3000:]
     (written,) = (tmp_path / "out" / "reference").glob("*.jpg")
     got = np.asarray(Image.open(written)).astype(int)
-    nets, _ = models.load_inference_networks(str(out))
+    nets, _ = face_model
     want = to_uint8(stargan_tf.translate(nets, src, "male", reference=ref)).astype(int)
     # The outputs are JPEG files (lossy on these noisy images): nearer the in-memory translation
     # than one without masks.
@@ -141,14 +148,12 @@ def test_sample_cli_renders_a_face_model(converted, tmp_path):
     assert errors[0] < 0.5 * errors[1], errors
 
 
-def test_export_computes_the_masks_inside(converted, tmp_path):
-    out, d = converted
-    nets, _ = models.load_inference_networks(str(out))
+def test_export_computes_the_masks_inside(converted, face_model, tmp_path):
+    _, d = converted
+    nets, _ = face_model
     path = serving.export_versioned(nets, str(tmp_path / "export"))
-    del nets
     sig = tf.saved_model.load(path).signatures["translate_style"]
     style = np.random.default_rng(1).standard_normal([1, 16]).astype(np.float32)
     x_fake = sig(images=tf.constant(d["x"]), style=tf.constant(style))["x_fake"].numpy()
-    nets, _ = models.load_inference_networks(str(out))
     want = nets.generator(d["x"], style, masks=nets.masks(d["x"])).numpy()
     assert np.abs(x_fake - want).max() < 1e-4
