@@ -52,8 +52,10 @@ def test_training_computes_the_masks_of_x_real_and_of_the_fakes(wing_path, fan, 
                  z_trg2=rng.standard_normal([1, 4]).astype(np.float32))
     config = TrainConfig(model=model, workdir=str(tmp_path / "run"), batch_size=1, total_iters=1,
                          save_every=1, sample_every=1, print_every=1, wing_path=str(wing_path))
+    sample_input = {"x_src": batch["x_real"], "y_src": batch["y_org"], "x_ref": batch["x_ref"],
+                    "y_ref": batch["y_trg"]}
     trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"),
-                      tf.data.Dataset.from_tensors(batch).repeat())
+                      tf.data.Dataset.from_tensors(batch).repeat(), sample_input)
     nets = trainer.nets
     assert nets.fan is not None and not nets.fan.trainable_weights
     b = batch
@@ -72,6 +74,8 @@ def test_training_computes_the_masks_of_x_real_and_of_the_fakes(wing_path, fan, 
     # Masks change what is checked (the fakes and the cycle), so the check can fail.
     for k in ("D/latent/fake", "G/latent/ds", "G/latent/cyc"):
         assert abs(expected["masks"][k] - expected["none"][k]) > 1e-4, k
+    # The sample grid (masks of its sources) was rendered.
+    assert (tmp_path / "run" / "samples" / "000001.png").exists()
     # The workdir keeps the FAN: it samples and exports without --wing_path.
     loaded, _ = models.load_inference_networks(config.workdir)
     assert loaded.fan is not None
