@@ -84,7 +84,7 @@ def main(argv):
         with Image.open(os.path.join(FLAGS.input_dir, relpath)) as img:
             image = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
         landmarks = (known[relpath] if known is not None
-                     else face_align.fan_landmarks(fan, image[None])[0])
+                     else face_align.fan_landmarks(fan, image[None] / 127.5 - 1.0)[0])
         aligned, _ = face_align.align_face(image, landmarks, mean, size)
         out = os.path.join(FLAGS.output_dir, os.path.splitext(relpath)[0] + ".png")
         os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -155,10 +155,11 @@ def landmarks_from_heatmaps(heatmaps, image_size):
     return (preds + 0.5) * (image_size // w)
 
 
-def fan_landmarks(fan, images):
-    """Landmarks [N, 98, 2] of uint8 images [N, S, S, 3] with a FAN (`get_landmark`)."""
-    x = tf.cast(images, tf.float32) / 127.5 - 1.0
-    size = images.shape[1]
+def fan_landmarks(fan, x):
+    """Landmarks [N, 98, 2] (x, y in pixels) of images x [N, S, S, 3] in [-1, 1] with a FAN: the
+    official `get_landmark` (heatmaps of the image resized to 256, without the mask processing)."""
+    size = x.shape[1]
+    x = tf.convert_to_tensor(x, tf.float32)
     if size != 256:
         x = tf.image.resize(x, [256, 256], method="bilinear")
     heatmaps = fan(x * 0.5 + 0.5)[..., :NUM_LANDMARKS].numpy()

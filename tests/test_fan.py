@@ -71,6 +71,16 @@ def test_fan_is_frozen_and_all_official_weights_are_loaded(fan, fan_dir):
     assert tape.gradient(total, x) is None
 
 
+def test_landmarks_are_the_peaks_of_the_official_heatmaps(fan, fixture):
+    # The align step's landmarks: our FAN's heatmaps give those of the official raw heatmaps.
+    from stargan_tf import face_align
+
+    ours = face_align.fan_landmarks(fan, fixture["x256"])
+    official = face_align.landmarks_from_heatmaps(fixture["heatmaps_raw256"][..., :98], 256)
+    assert ours.shape == (2, 98, 2)
+    np.testing.assert_array_equal(ours, official)
+
+
 def test_align_corners_resize_matches_torch():
     x = np.random.default_rng(0).standard_normal([2, 5, 7, 3]).astype(np.float32)
     ours = face_masks.resize_align_corners(tf.constant(x), 12).numpy()
