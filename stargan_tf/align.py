@@ -58,7 +58,8 @@ def _known_landmarks(path, relpaths):
                         "them by the path relative to --input_dir.")
     for p in relpaths:
         if known[p].shape != (98, 2):
-            raise UserError(f"--landmarks={path}: {p} has shape {known[p].shape}, expected (98, 2).")
+            raise UserError(
+                f"--landmarks={path}: {p} has shape {known[p].shape}, expected (98, 2).")
     return known
 
 

@@ -45,7 +45,8 @@ def face_x_axis(landmarks):
     eye_left = landmarks[EYE_LEFT].mean(axis=0)
     eye_right = landmarks[EYE_RIGHT].mean(axis=0)
     eye_to_eye = eye_right - eye_left
-    mouth_to_eyes = (eye_left + eye_right) / 2 - (landmarks[MOUTH_LEFT] + landmarks[MOUTH_RIGHT]) / 2
+    mouth = (landmarks[MOUTH_LEFT] + landmarks[MOUTH_RIGHT]) / 2
+    mouth_to_eyes = (eye_left + eye_right) / 2 - mouth
     axis = eye_to_eye - np.array([mouth_to_eyes[1], -mouth_to_eyes[0]])  # minus it turned by 90°
     return axis / np.linalg.norm(axis)
 
@@ -83,9 +84,14 @@ def _resize(image, height, width):
 
 def pad_mirror(image, landmarks):
     """Mirror-pads an image [H, W, 3] (uint8) by H/2 and W/2 on each side, fading the padding
-    into a blurred copy of the padded image; returns (float image [2H, 2W, 3], shifted landmarks)."""
+    into a blurred copy of the padded image.
+
+    Returns:
+      (float image [2H, 2W, 3], the landmarks shifted by the padding).
+    """
     height, width = image.shape[:2]
-    padded = np.pad(image, ((height // 2, height // 2), (width // 2, width // 2), (0, 0)), "reflect")
+    pad = ((height // 2, height // 2), (width // 2, width // 2), (0, 0))
+    padded = np.pad(image, pad, "reflect")
     small = np.round(_resize(padded, height, width)) / 255.0
     small = ndimage.gaussian_filter(small, sigma=(height // 100, height // 100, 0), mode="nearest")
     blurred = _resize(small, 2 * height, 2 * width) * 255.0

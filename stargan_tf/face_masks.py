@@ -96,7 +96,8 @@ def masks_from_heatmaps(heatmaps, size=256):
     pupils = x[..., 96:98]
 
     def total(parts):
-        return tf.reduce_sum(tf.concat(parts, axis=-1), axis=-1, keepdims=True)  # [N, size, size, 1]
+        summed = tf.reduce_sum(tf.concat(parts, axis=-1), axis=-1, keepdims=True)
+        return summed  # [N, size, size, 1]
 
     # Mask 1 leaves out the face line, the mouth and the eyebrows.
     mask1 = total([nose, nostrils, eyes, pupils])

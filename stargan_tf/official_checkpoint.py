@@ -28,7 +28,7 @@ class ConversionError(UserError):
     """An official checkpoint cannot be read or does not fit the requested config."""
 
 
-def _short_list(items, limit=12):
+def short_list(items, limit=12):
     items = sorted(items)
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
@@ -92,7 +92,7 @@ def read_official_checkpoint(path):
     """
     obj = torch_load(path)
     if not isinstance(obj, dict) or not any(k in obj for k in NETWORK_NAMES):
-        found = _short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        found = short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise ConversionError(
             f"{path} is a PyTorch file but not a StarGAN v2 checkpoint: expected the entries "
             f"{', '.join(REQUIRED)} [, discriminator, fan], found {found or 'nothing'}."
@@ -102,9 +102,9 @@ def read_official_checkpoint(path):
     if unknown or missing:
         parts = []
         if missing:
-            parts.append(f"missing entries: {_short_list(missing)}")
+            parts.append(f"missing entries: {short_list(missing)}")
         if unknown:
-            parts.append(f"unknown entries: {_short_list(map(str, unknown))}")
+            parts.append(f"unknown entries: {short_list(map(str, unknown))}")
         raise ConversionError(f"{path} is not a StarGAN v2 checkpoint ({'; '.join(parts)}).")
     state = {net: state_dict_to_numpy(obj[net], path, net) for net in NETWORK_NAMES if net in obj}
     if "fan" in obj:
@@ -177,7 +177,7 @@ def resolve_config(state, path="checkpoint", domain_names=None, **overrides):
     """
     unknown = set(overrides) - set(CONFIG_FIELDS)
     if unknown:
-        raise ConversionError(f"Unknown config fields: {_short_list(unknown)}.")
+        raise ConversionError(f"Unknown config fields: {short_list(unknown)}.")
     inferred = infer_model_config(state, path)
     stated = {k: v for k, v in overrides.items() if v is not None}
     if "w_hpf" in stated and "hpf.filter" in state["generator"] and stated["w_hpf"] != inferred["w_hpf"]:
@@ -211,9 +211,9 @@ def load_official_state(networks, state, path="checkpoint"):
     if missing or unknown:
         parts = []
         if missing:
-            parts.append(f"missing keys: {_short_list(missing)}")
+            parts.append(f"missing keys: {short_list(missing)}")
         if unknown:
-            parts.append(f"unknown keys: {_short_list(unknown)}")
+            parts.append(f"unknown keys: {short_list(unknown)}")
         raise ConversionError(
             f"{path} does not fit the model config {_describe(networks.config)}: {'; '.join(parts)}."
         )

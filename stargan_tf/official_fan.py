@@ -9,7 +9,7 @@ key the network needs and the file lacks is an error (the official loader keeps 
 
 from absl import logging
 
-from stargan_tf.official_checkpoint import (ConversionError, _short_list, state_dict_to_numpy,
+from stargan_tf.official_checkpoint import (ConversionError, short_list, state_dict_to_numpy,
                                             torch_load)
 from stargan_tf.official_format import official_shape, to_keras
 
@@ -25,7 +25,7 @@ def read_official_fan(path):
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not any(str(k).endswith("l0.weight") for k in obj):
-        found = _short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        found = short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise ConversionError(
             f"{path} is not the FAN weights (wing.ckpt): expected {{'state_dict': ...}} with keys "
             f"such as conv1.conv.weight and l0.weight, found {found or 'nothing'}. {WING_HELP}."
@@ -45,11 +45,11 @@ def load_fan_state(fan, state, path="wing.ckpt"):
     missing = set(expected) - present
     if missing:
         raise ConversionError(f"{path} does not hold a 98-landmark FAN: missing keys: "
-                              f"{_short_list(missing)}. {WING_HELP}.")
+                              f"{short_list(missing)}. {WING_HELP}.")
     unknown = present - set(expected)
     if unknown:
         logging.info("%s: %d keys the FAN does not use were ignored (%s).", path, len(unknown),
-                     _short_list(unknown))
+                     short_list(unknown))
     for key, (var, layout) in expected.items():
         value = state[key]
         want = official_shape(var.shape, layout)

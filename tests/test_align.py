@@ -2,7 +2,6 @@
 given (no pretrained FAN exists here), is brought back onto the mean landmarks within a pixel."""
 
 import numpy as np
-import pytest
 from PIL import Image
 from scipy import ndimage
 
@@ -112,11 +111,10 @@ def test_landmarks_from_heatmaps_peak_and_quarter_pixel_nudge():
 
 def test_usage_errors(tmp_path):
     (tmp_path / "in").mkdir()
-    assert_usage_error(run_module("stargan_tf.align", "--input_dir", tmp_path / "in",
-                                  "--output_dir", tmp_path / "out", "--lm_path", tmp_path / "no.npz"),
+    folders = ["--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out"]
+    assert_usage_error(run_module("stargan_tf.align", *folders, "--lm_path", tmp_path / "no.npz"),
                        "--lm_path", "download.sh wing")
     np.savez(tmp_path / "lm.npz", mean=np.zeros([98, 2]))
-    assert_usage_error(run_module("stargan_tf.align", "--input_dir", tmp_path / "in",
-                                  "--output_dir", tmp_path / "out", "--lm_path", tmp_path / "lm.npz",
+    assert_usage_error(run_module("stargan_tf.align", *folders, "--lm_path", tmp_path / "lm.npz",
                                   "--wing_path", tmp_path / "wing.ckpt"),
                        "--wing_path", "--landmarks")
