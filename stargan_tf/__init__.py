@@ -21,6 +21,8 @@ _EXPORTS = {
     "save_networks": "stargan_tf.checkpoint",
     "ConversionError": "stargan_tf.official_checkpoint",
     "convert_official_checkpoint": "stargan_tf.official_checkpoint",
+    "FAN": "stargan_tf.networks.fan",
+    "convert_official_fan": "stargan_tf.official_fan",
     "translate": "stargan_tf.inference.translation",
 }
 

@@ -7,7 +7,8 @@ Layout of a model directory (written by the converter; training writes the same)
     DIR/checkpoints/ckpt-<step>.index, .data-*
 
 A checkpoint is a `tf.train.Checkpoint` whose children are `step` and `nets` (generator,
-mapping_network, style_encoder, discriminator) and/or `nets_ema` (the EMA copies of G, F, E).
+mapping_network, style_encoder, discriminator) and/or `nets_ema` (the EMA copies of G, F, E), and,
+for w_hpf > 0 models, `fan` (the frozen FAN that makes the generator's masks, official key names).
 """
 
 import json
@@ -53,6 +54,11 @@ def nets_checkpoint(networks: Networks):
     return tf.train.Checkpoint(**nodes)
 
 
+def fan_checkpoint(fan):
+    """A tf.train.Checkpoint node holding the FAN's weights, keyed by their official names."""
+    return tf.train.Checkpoint(**{key: var for key, var, _ in fan.official_weights()})
+
+
 def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
     """Writes `networks` and their config to a model directory (see the module docstring).
 
@@ -68,7 +74,10 @@ def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
     """
     os.makedirs(directory, exist_ok=True)
     slot = "nets_ema" if ema else "nets"
-    root = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **{slot: nets_checkpoint(networks)})
+    nodes = {slot: nets_checkpoint(networks)}
+    if networks.fan is not None:  # the FAN of w_hpf > 0 models travels with them
+        nodes["fan"] = fan_checkpoint(networks.fan)
+    root = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **nodes)
     manager = tf.train.CheckpointManager(root, os.path.join(directory, CHECKPOINT_SUBDIR), max_to_keep=None)
     # The checkpoint is complete (index and data) before CheckpointManager records it as latest;
     # the config is written last, atomically, so a directory with a config is a usable one.
@@ -102,7 +111,7 @@ def read_model_config(directory) -> ModelConfig:
 
 def _slots(checkpoint_path):
     names = {name.split("/")[0] for name, _ in tf.train.list_variables(checkpoint_path)}
-    return {slot for slot in ("nets", "nets_ema") if slot in names}
+    return {slot for slot in ("nets", "nets_ema", "fan") if slot in names}
 
 
 def load_networks(directory, ema=None, step=None) -> Networks:
@@ -115,7 +124,8 @@ def load_networks(directory, ema=None, step=None) -> Networks:
       step: the checkpoint step to load; None = the latest.
 
     Returns:
-      Networks; `discriminator` is set only when loading the trained networks.
+      Networks; `discriminator` is set only when loading the trained networks; `fan` when the
+      model has w_hpf > 0 and the checkpoint holds the FAN (training and converting store it).
     """
     config = read_model_config(directory)
     ckpt_dir = os.path.join(directory, CHECKPOINT_SUBDIR)
@@ -135,8 +145,15 @@ def load_networks(directory, ema=None, step=None) -> Networks:
     if slot not in slots:
         raise ModelDirError(f"{path} holds no {'EMA' if ema else 'trained'} networks ({slot}).")
     networks = build_networks(config, discriminator=not ema)
-    root = tf.train.Checkpoint(**{slot: nets_checkpoint(networks)})
+    nodes = {slot: nets_checkpoint(networks)}
+    if config.w_hpf > 0 and "fan" in slots:
+        from stargan_tf.networks.fan import build_fan
+
+        networks.fan = build_fan()
+        nodes["fan"] = fan_checkpoint(networks.fan)
+    root = tf.train.Checkpoint(**nodes)
     # expect_partial: the file may also hold optimizers and the other set of networks.
     root.read(path).assert_existing_objects_matched().expect_partial()
-    logging.info("Loaded %s networks from %s.", "EMA" if ema else "trained", path)
+    logging.info("Loaded %s networks%s from %s.", "EMA" if ema else "trained",
+                 " and the FAN" if networks.fan is not None else "", path)
     return networks

@@ -80,7 +80,6 @@ def main(argv):
     from stargan_tf.inference import models
     from stargan_tf.metrics import protocol
 
-    models.check_supported(checkpoint.read_model_config(FLAGS.checkpoint))
     networks, _ = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
     step = FLAGS.step
     if step is None:  # The latest checkpoint's, from its name ".../ckpt-<step>".

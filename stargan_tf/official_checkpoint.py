@@ -28,18 +28,18 @@ class ConversionError(UserError):
     """An official checkpoint cannot be read or does not fit the requested config."""
 
 
-def _short_list(items, limit=12):
+def short_list(items, limit=12):
     items = sorted(items)
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 
 
-def read_official_checkpoint(path):
-    """Reads an official checkpoint into `{network: {key: np.ndarray}}`.
+def torch_load(path):
+    """`torch.load`s a PyTorch file safely (weights_only=True, onto the CPU).
 
     Raises:
-      ConversionError: torch is missing, the file is missing, not a PyTorch checkpoint, or not a
-        StarGAN v2 checkpoint. The message is one line that says what to do.
+      ConversionError: torch is missing, the file is missing, a directory, or not a readable
+        PyTorch file. The message is one line that says what to do.
     """
     try:
         import torch
@@ -59,14 +59,40 @@ def read_official_checkpoint(path):
         what = "an empty file" if not magic else "neither a zip archive nor a pickle"
         raise ConversionError(f"{path} is not a PyTorch checkpoint: it is {what}.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for foreign files: report them all alike.
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             reason = "it holds Python objects that a safe (weights_only) load refuses to run"
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({reason}).") from None
+
+
+def state_dict_to_numpy(state_dict, path, entry):
+    """`{key: np.ndarray}` of a PyTorch state dict, without DataParallel `module.` prefixes."""
+    if not isinstance(state_dict, dict):
+        raise ConversionError(f"{path}: entry {entry!r} is not a state dict.")
+    out = {}
+    for key, value in state_dict.items():
+        # Files saved from an nn.DataParallel wrapper prefix every key with "module.".
+        key = re.sub(r"^(module\.)+", "", key)
+        out[key] = value.detach().cpu().float().numpy()
+    return out
+
+
+def read_official_checkpoint(path):
+    """Reads an official checkpoint into `{network: {key: np.ndarray}}`.
+
+    Args:
+      path: the official `*_nets_ema.ckpt` or `*_nets.ckpt`; its `fan` entry (the FAN of
+        w_hpf > 0 models), when present, is read as the network `fan`.
+
+    Raises:
+      ConversionError: torch is missing, the file is missing, not a PyTorch checkpoint, or not a
+        StarGAN v2 checkpoint. The message is one line that says what to do.
+    """
+    obj = torch_load(path)
     if not isinstance(obj, dict) or not any(k in obj for k in NETWORK_NAMES):
-        found = _short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        found = short_list(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise ConversionError(
             f"{path} is a PyTorch file but not a StarGAN v2 checkpoint: expected the entries "
             f"{', '.join(REQUIRED)} [, discriminator, fan], found {found or 'nothing'}."
@@ -76,26 +102,13 @@ def read_official_checkpoint(path):
     if unknown or missing:
         parts = []
         if missing:
-            parts.append(f"missing entries: {_short_list(missing)}")
+            parts.append(f"missing entries: {short_list(missing)}")
         if unknown:
-            parts.append(f"unknown entries: {_short_list(map(str, unknown))}")
+            parts.append(f"unknown entries: {short_list(map(str, unknown))}")
         raise ConversionError(f"{path} is not a StarGAN v2 checkpoint ({'; '.join(parts)}).")
+    state = {net: state_dict_to_numpy(obj[net], path, net) for net in NETWORK_NAMES if net in obj}
     if "fan" in obj:
-        logging.warning(
-            "%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is skipped: "
-            "converting it is not supported yet.", path
-        )
-    state = {}
-    for net in NETWORK_NAMES:
-        if net not in obj:
-            continue
-        if not isinstance(obj[net], dict):
-            raise ConversionError(f"{path}: entry {net!r} is not a state dict.")
-        state[net] = {}
-        for key, value in obj[net].items():
-            # Files saved from an nn.DataParallel wrapper prefix every key with "module.".
-            key = re.sub(r"^(module\.)+", "", key)
-            state[net][key] = value.detach().cpu().float().numpy()
+        state["fan"] = state_dict_to_numpy(obj["fan"], path, "fan")
     return state
 
 
@@ -164,7 +177,7 @@ def resolve_config(state, path="checkpoint", domain_names=None, **overrides):
     """
     unknown = set(overrides) - set(CONFIG_FIELDS)
     if unknown:
-        raise ConversionError(f"Unknown config fields: {_short_list(unknown)}.")
+        raise ConversionError(f"Unknown config fields: {short_list(unknown)}.")
     inferred = infer_model_config(state, path)
     stated = {k: v for k, v in overrides.items() if v is not None}
     if "w_hpf" in stated and "hpf.filter" in state["generator"] and stated["w_hpf"] != inferred["w_hpf"]:
@@ -191,15 +204,16 @@ def load_official_state(networks, state, path="checkpoint"):
     from stargan_tf.networks import official_weights
 
     expected = {(net, key): (var, layout) for net, key, var, layout in official_weights(networks)}
-    present = {(net, key) for net, sd in state.items() for key in sd if key != "hpf.filter"}
+    present = {(net, key) for net, sd in state.items() if net != "fan" for key in sd
+               if key != "hpf.filter"}
     missing = {f"{n}/{k}" for n, k in set(expected) - present}
     unknown = {f"{n}/{k}" for n, k in present - set(expected)}
     if missing or unknown:
         parts = []
         if missing:
-            parts.append(f"missing keys: {_short_list(missing)}")
+            parts.append(f"missing keys: {short_list(missing)}")
         if unknown:
-            parts.append(f"unknown keys: {_short_list(unknown)}")
+            parts.append(f"unknown keys: {short_list(unknown)}")
         raise ConversionError(
             f"{path} does not fit the model config {_describe(networks.config)}: {'; '.join(parts)}."
         )
@@ -230,7 +244,8 @@ def convert_official_checkpoint(path, domain_names=None, **overrides):
         file is an error naming the tensor and both shapes.
 
     Returns:
-      Networks with the converted weights; `discriminator` is None when the file has none.
+      Networks with the converted weights; `discriminator` is None when the file has none; `fan`
+      holds the converted FAN when the file has one and w_hpf > 0.
     """
     state = read_official_checkpoint(path)
     config, _ = resolve_config(state, path, domain_names, **overrides)
@@ -238,9 +253,16 @@ def convert_official_checkpoint(path, domain_names=None, **overrides):
 
 
 def networks_from_state(state, config, path="checkpoint"):
-    """Builds the networks of `config` and loads an official state dict into them."""
+    """Builds the networks of `config` and loads an official state dict into them (and its `fan`
+    entry into `networks.fan` when w_hpf > 0)."""
     from stargan_tf.networks import build_networks
+    from stargan_tf.official_fan import fan_from_state
 
     networks = build_networks(config, discriminator="discriminator" in state)
     load_official_state(networks, state, path)
+    if "fan" in state and config.w_hpf > 0:
+        networks.fan = fan_from_state(state["fan"], f"{path} (entry 'fan')")
+    elif "fan" in state:
+        logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
+                        "skipped: this model has w_hpf = 0 and uses no masks.", path)
     return networks

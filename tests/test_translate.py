@@ -81,7 +81,7 @@ def test_translate_refuses_bad_arguments(model):
     with pytest.raises(ValueError, match="not both"):
         stargan_tf.translate(nets, x_real, 0, reference=x_real, seed=1)
     face = dataclasses.replace(nets, config=dataclasses.replace(TINY, w_hpf=1.0))
-    with pytest.raises(UserError, match="FAN support is missing"):
+    with pytest.raises(UserError, match="no FAN is loaded"):
         stargan_tf.translate(face, x_real, 0)
 
 

@@ -9,6 +9,10 @@ The model config (img_size, style_dim, latent_dim, num_domains, max_conv_dim, di
 inferred from the tensor shapes; a flag (or a flagfile such as configs/afhq256.cfg) states a value
 instead, and a value that contradicts the file is an error naming the tensor. The file is read with torch.load(weights_only=True): it can run no code.
 Load the result with `stargan_tf.load_networks(OUT)`.
+
+Face models (w_hpf > 0) need the FAN face-landmark network for their masks: the official CelebA-HQ
+checkpoints hold it (entry `fan`) and it is converted with them; for a file without it, pass
+--wing_path=wing.ckpt (official repository: bash download.sh wing).
 """
 
 import os
@@ -28,6 +32,8 @@ flags.DEFINE_string("out", None, "Model directory to write (config.json + TF che
 model_flags.define_model_flags()
 flags.DEFINE_integer("step", None, "Training step to record; default: from the file name (100000_...).")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
+flags.DEFINE_string("wing_path", "", "FAN weights (the official wing.ckpt) to store with a w_hpf > 0 "
+                    "model whose checkpoint has no 'fan' entry; ignored otherwise.")
 
 
 def step_from_filename(path):
@@ -67,12 +73,23 @@ def main(argv):
     config, inferred = oc.resolve_config(state, FLAGS.checkpoint, domain_names, **overrides)
     logging.info("Model config: %s", config)
     networks = oc.networks_from_state(state, config, FLAGS.checkpoint)
+    if config.w_hpf > 0 and networks.fan is None:
+        if FLAGS.wing_path:
+            from stargan_tf.official_fan import convert_official_fan
+
+            networks.fan = convert_official_fan(FLAGS.wing_path)
+        else:
+            logging.warning(
+                "%s has w_hpf=%g but no 'fan' entry: sampling and export will refuse the model "
+                "until it has the FAN; convert again with --wing_path=wing.ckpt (official "
+                "repository: bash download.sh wing).", FLAGS.checkpoint, config.w_hpf)
     # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the trained.
     ema = "_nets_ema" in os.path.basename(FLAGS.checkpoint) or "discriminator" not in state
     step = FLAGS.step if FLAGS.step is not None else step_from_filename(FLAGS.checkpoint)
     source = {"official_checkpoint": os.path.abspath(FLAGS.checkpoint), "inferred": inferred}
     write_model_dir(networks, FLAGS.out, step, ema, source)
-    nets = ", ".join(name for name, _ in networks.items())
+    nets = ", ".join([name for name, _ in networks.items()]
+                     + (["fan"] if networks.fan is not None else []))
     print(
         f"Converted {FLAGS.checkpoint} -> {FLAGS.out} ({'EMA' if ema else 'trained'} networks: {nets}; "
         f"step {step}; img_size {config.img_size}, {config.num_domains} domains "

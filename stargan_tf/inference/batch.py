@@ -14,7 +14,8 @@ from stargan_tf.training.samples import to_uint8
 def translate_file(networks, s_trg, input_path, output_path):
     """Translates one image file with the style s_trg [1, style_dim] and writes output_path."""
     x_real = read_image(input_path, networks.config.img_size)[None]  # [1, S, S, 3]
-    save_image(output_path, to_uint8(networks.generator(x_real, s_trg))[0])
+    x_fake = networks.generator(x_real, s_trg, masks=networks.masks(x_real))
+    save_image(output_path, to_uint8(x_fake)[0])
 
 
 def translate_folder(networks, s_trg, input_dir, relpaths, output_dir, batch_size, ext=".png"):

@@ -12,7 +12,7 @@ def reference_guided(networks, x_src, x_ref, y_ref):
     """Every source translated in the style of every reference.
 
     Args:
-      networks: the (EMA) networks, w_hpf = 0.
+      networks: the (EMA) networks (with the FAN when w_hpf > 0).
       x_src: [N, S, S, 3] sources in [-1, 1].
       x_ref: [R, S, S, 3] references; y_ref: [R] their domains (the target domains).
 
@@ -50,7 +50,7 @@ def latent_guided(networks, x_src, z_trg):
     """Every source translated into every domain, with every latent code.
 
     Args:
-      networks: the (EMA) networks, w_hpf = 0.
+      networks: the (EMA) networks (with the FAN when w_hpf > 0).
       x_src: [N, S, S, 3] sources in [-1, 1].
       z_trg: [K, latent_dim] latent codes, each mapped into every domain.
 

@@ -9,13 +9,16 @@ from stargan_tf import checkpoint
 from stargan_tf.errors import UserError
 
 
-def check_supported(config):
-    """Raises UserError for models this package cannot run faithfully (w_hpf > 0: no FAN yet)."""
-    if config.w_hpf > 0:
+def check_supported(networks):
+    """Raises UserError for a w_hpf > 0 model without its FAN: its masks cannot be computed."""
+    w_hpf = networks.config.w_hpf
+    if w_hpf > 0 and networks.fan is None:
         raise UserError(
-            f"This model has w_hpf={config.w_hpf:g}: it translates faces with masks from the FAN "
-            "face-landmark network, and FAN support is missing from stargan_tf so far; without "
-            "the masks the generator would skip its high-pass path and not be the trained model."
+            f"This model has w_hpf={w_hpf:g}: its generator takes face masks from the FAN "
+            "face-landmark network, and no FAN is loaded (without the masks it would not be the "
+            "trained model); convert the official checkpoint with its 'fan' entry, or set "
+            "networks.fan = stargan_tf.convert_official_fan('wing.ckpt') (official repository: "
+            "bash download.sh wing)."
         )
 
 
@@ -50,13 +53,15 @@ def load_inference_networks(directory, step=None):
       (networks, ema): the `Networks`, and whether they are the EMA ones.
 
     Raises:
-      UserError: the directory is missing or not a model directory, or the model needs FAN masks.
+      UserError: the directory is missing or not a model directory, or the model needs FAN
+        masks and the directory holds no FAN.
     """
     if not os.path.isdir(directory):
         raise UserError(f"Checkpoint directory {directory} does not exist.")
-    check_supported(checkpoint.read_model_config(directory))
+    checkpoint.read_model_config(directory)  # a clear error for a directory that is no model
     ema = has_ema(directory, step)
     networks = checkpoint.load_networks(directory, ema=True if ema else None, step=step)
+    check_supported(networks)
     if not ema:
         logging.warning(
             "%s holds no EMA networks (e.g. a converted official *_nets.ckpt): using the trained "

@@ -78,7 +78,7 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
     """Writes the grids, videos and translated images of the sample tool to out_dir.
 
     Args:
-      networks: the (EMA) networks, w_hpf = 0.
+      networks: the (EMA) networks (with the FAN when w_hpf > 0).
       sources: `Images` to translate.
       references: `Images` whose styles to take, or None.
       out_dir: output folder (created).

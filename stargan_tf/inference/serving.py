@@ -51,6 +51,13 @@ class ServingFunctions:
         self.config = networks.config
         self.table = domain_table
         self.image_format = image_format
+        size = self.config.img_size
+        # One function for the generator (with the FAN's masks for faces), which every translate
+        # signature calls: the SavedModel holds its graph once, not once per signature.
+        self._generate = tf.function(
+            lambda x_real, s_trg: networks.generator(x_real, s_trg, masks=networks.masks(x_real)),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
+                             tf.TensorSpec([None, self.config.style_dim], tf.float32)])
 
     # Checks: each returns its input once the asserts on it have run.
 
@@ -126,7 +133,8 @@ class ServingFunctions:
 
     def _translate(self, x_real, s_trg):
         s_trg = self._check_batch(s_trg, tf.shape(x_real)[0], "style")
-        return self.nets.generator(x_real, s_trg)
+        # Face models (w_hpf > 0) compute their masks inside, with the FAN: clients send images only.
+        return self._generate(x_real, s_trg)
 
     # Float signatures.
 
@@ -227,7 +235,7 @@ def write_saved_model(networks, path, image_format="png"):
     """Writes the networks as a SavedModel with the signatures of the module docstring.
 
     Args:
-      networks: the networks to serve (the EMA ones), w_hpf = 0.
+      networks: the networks to serve (the EMA ones; with the FAN when w_hpf > 0).
       path: the SavedModel directory to write (must not exist yet).
       image_format: encoding of the `*_bytes` outputs: "png" or "jpeg".
     """
@@ -245,8 +253,10 @@ def write_saved_model(networks, path, image_format="png"):
             default_value=-1,
         )  # fmt: skip
         archive = keras.export.ExportArchive()
-        for net in (networks.generator, networks.mapping_network, networks.style_encoder):
-            archive.track(net)
+        for net in (networks.generator, networks.mapping_network, networks.style_encoder,
+                    networks.fan):
+            if net is not None:
+                archive.track(net)
         archive.track(table)
         functions = ServingFunctions(networks, table, image_format)
         for name, (fn, input_signature) in functions.signatures().items():
@@ -270,7 +280,7 @@ def export_versioned(networks, export_base, version=None, image_format="png"):
     complete, so a server polling export_base never loads half a model.
 
     Args:
-      networks: the networks to serve (the EMA ones), w_hpf = 0.
+      networks: the networks to serve (the EMA ones; with the FAN when w_hpf > 0).
       export_base: the model's base directory (created if missing).
       version: a positive int; None = `next_version(export_base)`.
       image_format: encoding of the `*_bytes` outputs: "png" or "jpeg".

@@ -13,11 +13,12 @@ GENERATE_BATCH = 32  # Images per generator call in `generate`: bounded memory a
 _compiled = weakref.WeakKeyDictionary()  # generator -> its tf.function, traced once per model.
 
 
-def _compiled_generator(generator):
+def _compiled_generator(networks):
+    generator = networks.generator
     if generator not in _compiled:
         size = generator.img_size
         _compiled[generator] = tf.function(
-            lambda x, s: generator(x, s),
+            lambda x, s: generator(x, s, masks=networks.masks(x)),
             input_signature=[
                 tf.TensorSpec([None, size, size, 3], tf.float32),
                 tf.TensorSpec([None, generator.style_dim], tf.float32),
@@ -27,10 +28,10 @@ def _compiled_generator(generator):
 
 
 def generate(networks, x_real, s_trg, batch_size=GENERATE_BATCH, uint8=True):
-    """x_fake = generator(x_real, s_trg) as uint8 images, computed a batch at a time.
+    """x_fake = generator(x_real, s_trg, masks of x_real) as uint8 images, a batch at a time.
 
     Args:
-      networks: `Networks` with w_hpf = 0 (no masks).
+      networks: `Networks` (with the FAN when w_hpf > 0).
       x_real: [N, S, S, 3] in [-1, 1]; s_trg: [N, style_dim].
       batch_size: images per generator call.
       uint8: False returns the generator's float32 outputs as they are (not clipped).
@@ -38,7 +39,7 @@ def generate(networks, x_real, s_trg, batch_size=GENERATE_BATCH, uint8=True):
     Returns:
       uint8 (or float32) numpy [N, S, S, 3].
     """
-    run = _compiled_generator(networks.generator)
+    run = _compiled_generator(networks)
     convert = to_uint8 if uint8 else lambda x: x.numpy()
     x_real = tf.convert_to_tensor(x_real, tf.float32)
     s_trg = tf.convert_to_tensor(s_trg, tf.float32)
@@ -98,7 +99,7 @@ def translate(networks, images, target_domain, reference=None, seed=None):
 
     Args:
       networks: `Networks` (e.g. `stargan_tf.load_networks(dir)`, the EMA networks); models with
-        w_hpf > 0 are refused (they need FAN face masks, not supported yet).
+        w_hpf > 0 need their FAN (`networks.fan`) for the masks.
       images: [N, H, W, 3] or one [H, W, 3] image; uint8 of any size (resized to the model's as
         the data pipelines do) or float32 in [-1, 1] at the model's size.
       target_domain: a domain name or id, or one per image.
@@ -112,7 +113,7 @@ def translate(networks, images, target_domain, reference=None, seed=None):
       float32 numpy [N, S, S, 3] (x_fake, nominally in [-1, 1]), or [S, S, 3] for one image.
     """
     config = networks.config
-    models.check_supported(config)
+    models.check_supported(networks)
     if reference is not None and seed is not None:
         raise ValueError("Give a reference image or a seed, not both.")
     single = np.ndim(images) == 3
@@ -127,5 +128,5 @@ def translate(networks, images, target_domain, reference=None, seed=None):
     else:
         z_trg = latent_codes(tf.fill([n], 0 if seed is None else int(seed)), config.latent_dim)
         s_trg = networks.mapping_network(z_trg, y_trg)
-    x_fake = networks.generator(x_real, s_trg).numpy()
+    x_fake = networks.generator(x_real, s_trg, masks=networks.masks(x_real)).numpy()
     return x_fake[0] if single else x_fake

@@ -27,7 +27,7 @@ def interpolation_frames(networks, x_src, s_prev, s_next):
     """Frames of the sources translated with a style moving from s_prev to s_next.
 
     Args:
-      networks: the (EMA) networks, w_hpf = 0.
+      networks: the (EMA) networks (with the FAN when w_hpf > 0).
       x_src: [N, S, S, 3] sources in [-1, 1].
       s_prev, s_next: [1, style_dim] styles.
 

@@ -75,7 +75,8 @@ def evaluate(networks, metrics, step=0, image_dir=None, progress=True):
     """Runs the official evaluation of `networks` (e.g. the EMA networks).
 
     Args:
-      networks: `Networks` of a model with w_hpf = 0 (others need FAN masks: refused).
+      networks: `Networks` (face models, w_hpf > 0, with their FAN: the generator takes the
+        masks of every source, as the official evaluation does).
       metrics: a `Metrics` (its config says what data, weights and modes).
       step: the training step, for messages.
       image_dir: write the outputs there as PNG, `<mode>/<src>2<trg>/NNNN_JJ.png` as the
@@ -87,7 +88,7 @@ def evaluate(networks, metrics, step=0, image_dir=None, progress=True):
       "LPIPS_latent/cat2dog": ..., "LPIPS_latent/mean": ..., then the reference mode}.
     """
     config, model = metrics.config, networks.config
-    models.check_supported(model)
+    models.check_supported(networks)
     domains = list(model.domain_names)
     val = real_stats.open_data(config.val_data)
     train = real_stats.open_data(config.train_data)

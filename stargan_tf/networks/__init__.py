@@ -16,13 +16,31 @@ from stargan_tf.official_format import NETWORK_NAMES
 @dataclasses.dataclass
 class Networks:
     """The networks of one model. `discriminator` is None where none exists (EMA copies,
-    official `*_nets_ema.ckpt` files)."""
+    official `*_nets_ema.ckpt` files). `fan` is the frozen FAN face-landmark network that makes
+    the generator's high-pass masks when `config.w_hpf > 0` (None otherwise, or not loaded)."""
 
     generator: Generator
     mapping_network: MappingNetwork
     style_encoder: StyleEncoder
     discriminator: Optional[Discriminator]
     config: ModelConfig
+    fan: Optional[keras.Model] = None
+
+    def masks(self, x):
+        """The generator's masks for images x in [-1, 1]: `fan.get_heatmap(x)` when w_hpf > 0,
+        else None. Every generator call on x takes them (`generator(x, s, masks=nets.masks(x))`).
+
+        Raises:
+          ValueError: w_hpf > 0 and no FAN is loaded.
+        """
+        if self.config.w_hpf == 0:
+            return None
+        if self.fan is None:
+            raise ValueError(
+                f"The model has w_hpf={self.config.w_hpf:g}: its generator needs face masks from "
+                "the FAN, and none is loaded (stargan_tf.convert_official_fan('wing.ckpt'), set "
+                "as Networks.fan).")
+        return self.fan.get_heatmap(x)
 
     def items(self):
         """(name, network) pairs of the networks present, in the official order."""

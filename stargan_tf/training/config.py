@@ -135,6 +135,14 @@ class TrainConfig:
             problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
         if not self.workdir:
             problems.append("--workdir is required")
+        if self.model.w_hpf > 0 and not self.wing_path:
+            problems.append(
+                f"w_hpf={self.model.w_hpf:g} needs the FAN face-landmark weights: pass "
+                "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
+                "bash download.sh wing), or train without the high-pass path, --w_hpf=0")
+        elif self.model.w_hpf > 0 and not os.path.isfile(self.wing_path):
+            problems.append(f"--wing_path={self.wing_path} is not a file (get wing.ckpt with the "
+                            "official repository's bash download.sh wing)")
         if self.eval_every < 0:
             problems.append(f"--eval_every={self.eval_every} must be >= 0 (0: no evaluation)")
         elif self.eval_every:

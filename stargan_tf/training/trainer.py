@@ -17,10 +17,12 @@ from absl import logging
 from PIL import Image
 
 from stargan_tf import losses
-from stargan_tf.checkpoint import CONFIG_FILE, FORMAT, VERSION, nets_checkpoint, write_json_atomic
+from stargan_tf.checkpoint import (CONFIG_FILE, FORMAT, VERSION, fan_checkpoint, nets_checkpoint,
+                                   write_json_atomic)
 from stargan_tf.data import augment
 from stargan_tf.errors import UserError, describe
 from stargan_tf.networks import build_networks, official_variable_map
+from stargan_tf.official_fan import convert_official_fan
 from stargan_tf.training import config as config_lib
 from stargan_tf.training import recovery
 from stargan_tf.training.preemption import Preempted, StopRequest
@@ -82,14 +84,6 @@ class Trainer:
 
     def __init__(self, config, strategy, train_input, sample_input=None):
         config.validate(strategy.num_replicas_in_sync)
-        if config.model.w_hpf > 0:
-            raise UserError(
-                f"w_hpf={config.model.w_hpf:g} trains with face masks from the FAN landmark network, "
-                "which stargan_tf cannot load yet; train with --w_hpf=0 (get wing.ckpt from the "
-                "official repository: bash download.sh wing)." if config.wing_path else
-                f"w_hpf={config.model.w_hpf:g} needs the FAN face-landmark weights: pass "
-                "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
-                "bash download.sh wing), or train without the high-pass path, --w_hpf=0.")
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()  # process-wide, as TF offers it
         self.config = config
@@ -105,8 +99,12 @@ class Trainer:
 
             keras.mixed_precision.set_global_policy(config.mixed_precision)
         with strategy.scope():
+            # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
+            # bad --wing_path fails before the networks are built.
+            self.fan = convert_official_fan(config.wing_path) if config.model.w_hpf > 0 else None
             self.nets = build_networks(config.model)
             self.nets_ema = build_networks(config.model, discriminator=False)
+            self.nets.fan = self.nets_ema.fan = self.fan
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.optimizers = {
                 "discriminator": self._optimizer(config.lr),
@@ -125,7 +123,10 @@ class Trainer:
         self.train_input = train_input
         self.iterator = None  # made in train(), once the step to resume from is known
         self.sample_input = sample_input
+        # The FAN is saved too: the workdir samples and exports without --wing_path.
+        fan_node = {"fan": fan_checkpoint(self.fan)} if self.fan is not None else {}
         self.checkpoint = tf.train.Checkpoint(
+            **fan_node,
             step=self.step,
             nets=nets_checkpoint(self.nets),
             nets_ema=nets_checkpoint(self.nets_ema),
@@ -199,7 +200,10 @@ class Trainer:
         # replicas (as Keras optimizers sum gradients) it is the mean over the global batch.
         scale = tf.cast(tf.shape(x_real)[0], tf.float32) / float(self.global_batch)
         lambda_ds = losses.lambda_ds_at(step, c.lambda_ds, c.ds_iter)
-        masks = None
+        # Faces (w_hpf > 0): the masks of x_real for every translation of it, and the FAN itself
+        # for the masks of the fakes in the cycle reconstruction, as the official solver does.
+        fan = self.fan.get_heatmap if self.fan is not None else None
+        masks = nets.masks(x_real)
         metrics = {}
 
         # Train the discriminator: latent branch, then reference branch.
@@ -219,7 +223,7 @@ class Trainer:
         var_lists = [getattr(nets, n).trainable_variables for n in names]
         with tf.GradientTape() as tape:
             loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2),
-                                            masks=masks, **weights)
+                                            masks=masks, fan=fan, **weights)
             scaled = self.optimizers["generator"].scale_loss(loss * scale)
         grads = tape.gradient(scaled, [v for vs in var_lists for v in vs])
         start = 0
@@ -230,7 +234,7 @@ class Trainer:
         g_vars = var_lists[0]
         with tf.GradientTape() as tape:
             loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2),
-                                            masks=masks, **weights)
+                                            masks=masks, fan=fan, **weights)
             scaled = self.optimizers["generator"].scale_loss(loss * scale)
         self._apply(self.optimizers["generator"], tape.gradient(scaled, g_vars), g_vars)
         metrics.update(m)
@@ -385,7 +389,7 @@ class Trainer:
         rng = np.random.default_rng(self.config.seed)
         z = rng.standard_normal([self.config.model.num_domains, self.config.model.latent_dim])
         grid = render_grid(self.nets_ema, s["x_src"], s["y_src"], s["x_ref"], s["y_ref"],
-                           z.astype(np.float32))
+                           z.astype(np.float32), masks=self.nets_ema.masks(s["x_src"]))
         os.makedirs(self.samples_dir, exist_ok=True)
         path = os.path.join(self.samples_dir, f"{step:06d}.png")
         Image.fromarray(grid).save(path)
