@@ -120,3 +120,23 @@ def test_official_checkpoints_refuse_modconv(small64_dir):
         oc.resolve_config(state, "nets.ckpt", decoder="modconv")
     with pytest.raises(oc.ConversionError, match="hold the AdaIN decoder"):
         oc.networks_from_state(state, ModelConfig(**{**config.to_dict(), "decoder": "modconv"}))
+
+
+def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
+    from stargan_tf.inference import models, serving
+
+    config = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
+                         dim_in=8, w_hpf=0, decoder="modconv")
+    checkpoint.save_networks(stargan_tf.build_networks(config, discriminator=False),
+                             str(tmp_path / "model"))
+    networks, ema = models.load_inference_networks(str(tmp_path / "model"))
+    path = serving.export_versioned(networks, str(tmp_path / "base"))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, [2, 32, 32, 3]).astype(np.float32)
+    x_ref = rng.uniform(-1, 1, [2, 32, 32, 3]).astype(np.float32)
+    y = np.array([1, 0], np.int64)
+    sig = tf.saved_model.load(path).signatures["translate_reference"]
+    x_fake = sig(images=tf.constant(x), reference_images=tf.constant(x_ref),
+                 target_domain=tf.constant(y))["x_fake"]
+    want = networks.generator(x, networks.style_encoder(x_ref, y))
+    np.testing.assert_allclose(x_fake, want, atol=1e-5, rtol=0)
