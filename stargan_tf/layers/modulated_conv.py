@@ -96,8 +96,11 @@ class ModulatedConv2D(keras.layers.Layer):
         if self.upsample:
             x = upsample_nearest2x(x)
         pad = self.kernel_size // 2
+        # Stride 1, odd kernel: "SAME" pads k // 2 on every side, and runs faster on CPUs than
+        # explicit padding; stride 2 needs explicit symmetric padding ("SAME" pads the end more).
+        padding = "SAME" if self.strides == 1 else [[0, 0], [pad, pad], [pad, pad], [0, 0]]
         x = tf.nn.conv2d(x, tf.cast(w, x.dtype), strides=self.strides,
-                         padding=[[0, 0], [pad, pad], [pad, pad], [0, 0]])  # [N, H', W', C_out]
+                         padding=padding)  # [N, H', W', C_out]
         if self.demodulate:
             # sum over kh, kw, i of (w[kh, kw, i, o] * m[n, i])^2 for every sample n and output o.
             norm2 = tf.matmul(tf.square(m), tf.reduce_sum(tf.square(w), axis=[0, 1]))  # [N, C_out]
