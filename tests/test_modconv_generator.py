@@ -140,3 +140,35 @@ def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
                  target_domain=tf.constant(y))["x_fake"]
     want = networks.generator(x, networks.style_encoder(x_ref, y))
     np.testing.assert_allclose(x_fake, want, atol=1e-5, rtol=0)
+
+
+def test_training_iterations_with_modconv_then_resuming_with_adain_is_refused(tmp_path):
+    import json
+
+    from stargan_tf.training.trainer import Trainer
+
+    model = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
+                        dim_in=8, w_hpf=0, decoder="modconv")
+    rng = np.random.default_rng(0)
+    batch = {"x_real": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+             "y_org": np.array([0, 1], np.int32), "y_trg": np.array([1, 0], np.int32),
+             "x_ref": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+             "x_ref2": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+             "z_trg": rng.normal(size=[2, 4]).astype(np.float32),
+             "z_trg2": rng.normal(size=[2, 4]).astype(np.float32)}
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    config = config_lib.TrainConfig(model=model, workdir=str(tmp_path), batch_size=2,
+                                    total_iters=2, save_every=2, sample_every=100)
+    trainer = Trainer(config, tf.distribute.get_strategy(), data)
+    before = [v.numpy() for v in trainer.nets.generator.trainable_variables]
+    metrics = trainer.train()
+    assert all(np.isfinite(v) for v in metrics.values())
+    after = trainer.nets.generator.trainable_variables
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(before, after))  # all updated
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model"]["decoder"] == "modconv"
+    assert stargan_tf.load_networks(str(tmp_path)).generator.decoder == "modconv"
+    adain = config_lib.TrainConfig(**{**config.__dict__, "model": ModelConfig(
+        **{**model.to_dict(), "domain_names": model.domain_names, "decoder": "adain"})})
+    with pytest.raises(UserError, match="another config: decoder: 'modconv' .checkpoint. vs 'adain'"):
+        Trainer(adain, tf.distribute.get_strategy(), data).restore()
