@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stargan_tf-installed
 
-.PHONY: test test-demo demo install clean
+.PHONY: test test-demo test-faults demo install clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not demo_accuracy" tests
+	$(PY) -m pytest -q -m "not demo_accuracy and not faults" tests
+
+# Fault injection in full: 10 kill -9 trials (make test runs 3), SIGTERM, NaN, damaged
+# checkpoints and shards, and SIGTERM to one worker of a localhost cluster (~10 minutes).
+test-faults: $(STAMP)
+	STARGAN_KILL_TRIALS=10 $(PY) -m pytest -q -s tests/test_faults.py
+	$(PY) -m pytest -q -s -m faults tests/test_distributed.py
 
 # The demo's acceptance check: trains configs/demo.cfg in full with each decoder (adain, modconv;
 # ~8 minutes each on 2 cores), then a classifier of the demo's shapes must see the target shape in

@@ -8,13 +8,14 @@ from absl import app, flags
 from stargan_tf.errors import UserError
 
 USAGE_ERROR = 2  # The Unix convention for "bad command line / bad input".
+RUN_FAILED = 1  # The run itself failed (e.g. training diverged): not a usage error.
 
 
-def fail(message):
-    """Prints `<tool>: error: <message>` on stderr and exits with status 2."""
+def fail(message, status=USAGE_ERROR):
+    """Prints `<tool>: error: <message>` on stderr and exits with `status` (default 2)."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "stargan_tf"
     print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(USAGE_ERROR)
+    sys.exit(status)
 
 
 HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")

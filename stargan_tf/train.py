@@ -9,18 +9,19 @@ checkpoints/ (resumed from on restart), samples/*.png (the fixed sample grid), l
 
 import json
 import os
+import sys
 
 from absl import flags, logging
 
 from stargan_tf import cli, model_flags
-from stargan_tf.errors import UserError
+from stargan_tf.errors import UserError, describe
 
 FLAGS = flags.FLAGS
 # Data and run.
 flags.DEFINE_string("train_data", None, "Training split: a directory written by "
                     "tools/make_tfrecords.py (OUT/train) or tfds:NAME[:split].")
-flags.DEFINE_string("val_data", "", "Validation split (same forms), used for the sample grid; "
-                    "default: the training split.")
+flags.DEFINE_string("val_data", "", "Validation split (same forms), used for the sample grid "
+                    "and --eval_every; default: the training split.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples, TensorBoard logs and "
                     "config.json; a run resumes from the latest checkpoint in it.")
 flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas; official: 8).")
@@ -60,6 +61,26 @@ flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"]
                   "Mixed precision policy (mixed_float16 uses dynamic loss scaling); R1 and the "
                   "instance-norm statistics stay in float32.")
 flags.DEFINE_string("wing_path", "", "FAN face-landmark weights (wing.ckpt) for --w_hpf > 0.")
+# Faults.
+flags.DEFINE_enum("nan_policy", "stop", ["stop", "skip"], "On a NaN/Inf loss: stop (name the loss "
+                  "term and step, exit 1, the last checkpoint untouched) or skip (updates with a "
+                  "non-finite gradient leave weights and Adam moments unchanged; counted in "
+                  "TensorBoard as train/skipped_steps).")
+flags.DEFINE_integer("fault_nan_step", None, "Testing only: make the input images of this step NaN, "
+                     "to check --nan_policy.")
+# Evaluation during training (python -m stargan_tf.evaluate has the same flags).
+flags.DEFINE_integer("eval_every", 0, "Evaluate FID and LPIPS of the EMA networks by the "
+                     "official protocol every this many iterations (official: 50000); 0: never. "
+                     "Needs the weight files below (see the README, \"Evaluate (FID, LPIPS)\").")
+flags.DEFINE_enum("inception", "official", ["official", "fid"], "FID Inception for --eval_every: "
+                  "official (torchvision's, the paper's numbers) or fid (pytorch-fid's).")
+flags.DEFINE_string("inception_weights", "", "Inception weights for --eval_every: torchvision's "
+                    "inception_v3_google-0cc3c7bd.pth or pytorch-fid's "
+                    "pt_inception-2015-12-05-6726825d.pth.")
+flags.DEFINE_string("alexnet_weights", "", "torchvision's alexnet-owt-7be5be79.pth (LPIPS).")
+flags.DEFINE_string("lpips_weights", "", "The official metrics/lpips_weights.ckpt (LPIPS).")
+flags.DEFINE_integer("num_outs_per_domain", 10, "Outputs per source image and task in the "
+                     "evaluation (official: 10).")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices and train "
                      "on all of them (tests the multi-replica path without GPUs); 0: no split.")
 
@@ -110,7 +131,11 @@ def build_config(source):
         f_lr=FLAGS.f_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2, weight_decay=FLAGS.weight_decay,
         ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob,
         jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
-        wing_path=FLAGS.wing_path, cpu_devices=FLAGS.cpu_devices)
+        wing_path=FLAGS.wing_path, cpu_devices=FLAGS.cpu_devices, nan_policy=FLAGS.nan_policy,
+        fault_nan_step=FLAGS.fault_nan_step, eval_every=FLAGS.eval_every,
+        inception=FLAGS.inception, inception_weights=FLAGS.inception_weights,
+        alexnet_weights=FLAGS.alexnet_weights, lpips_weights=FLAGS.lpips_weights,
+        num_outs_per_domain=FLAGS.num_outs_per_domain)
 
 
 def sample_input(source, img_size, batch_size, num_domains, sources_per_domain=2):
@@ -152,7 +177,10 @@ def main(argv):
     config = build_config(source)
 
     from stargan_tf.data.pipeline import train_dataset
-    from stargan_tf.training.trainer import Trainer
+    import tensorflow as tf
+
+    from stargan_tf.training.preemption import PREEMPTED_EXIT_CODE, Preempted
+    from stargan_tf.training.trainer import CheckpointWriteError, NonFiniteLoss, Trainer
 
     strategy = make_strategy(FLAGS.cpu_devices)
     logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
@@ -167,7 +195,18 @@ def main(argv):
     grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
                               config.model.num_domains)
     trainer = Trainer(config, strategy, dataset_fn, grid_input)
-    trainer.train()
+    try:
+        trainer.train()
+    except Preempted as e:
+        logging.warning("%s", e)
+        sys.exit(PREEMPTED_EXIT_CODE)
+    except (NonFiniteLoss, CheckpointWriteError) as e:
+        cli.fail(str(e), cli.RUN_FAILED)
+    except tf.errors.DataLossError as e:  # a shard damaged after dataset.json was checked
+        raise UserError(f"reading --train_data={config.train_data} failed: "
+                        f"{describe(e)}. A shard is damaged: copy the split again "
+                        "or write it again with tools/make_tfrecords.py; then run the same "
+                        "command, which resumes from the last checkpoint.") from None
     logging.info("Done: %s", config.workdir)
 
 

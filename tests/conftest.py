@@ -32,3 +32,30 @@ def small64_dir():
 @pytest.fixture(scope="session")
 def hpf256_dir():
     return fixture_dir("official_hpf256")
+
+
+@pytest.fixture(scope="session")
+def split(tmp_path_factory):
+    """A 2-domain TFRecord split of 32 px images (12 per domain): red squares and blue discs at
+    random places, written by the real writer; for training runs of the CLI tests."""
+    import numpy as np
+    from PIL import Image
+
+    from stargan_tf.data import tfrecords
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for domain, colour in (("disc", (40, 60, 220)), ("square", (220, 50, 40))):
+        (root / domain).mkdir()
+        for i in range(12):
+            img = np.full([32, 32, 3], rng.integers(0, 100), np.uint8)
+            cy, cx = rng.integers(8, 24, 2)
+            yy, xx = np.mgrid[:32, :32]
+            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 < 36) if domain == "disc" else (
+                (abs(yy - cy) < 6) & (abs(xx - cx) < 6))
+            img[inside] = colour
+            Image.fromarray(img).save(root / domain / f"{i}.png")
+    out = tmp_path_factory.mktemp("tfr") / "train"
+    tfrecords.write_split(str(root), tfrecords.find_images(str(root)), str(out), img_size=32,
+                          workers=1)
+    return out

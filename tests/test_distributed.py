@@ -440,3 +440,31 @@ def test_tensorboard_scalars_and_sample_grid(resume_runs):
         pixels = np.asarray(image)
     np.testing.assert_array_equal(pixels, decoded)
     report("tensorboard", event_files=num_files, tags=len(scalars), grid=f"{width}x{height}")
+
+
+# 4. Preemption of one worker of a cluster.
+
+@pytest.mark.faults
+def test_sigterm_to_one_worker_stops_the_cluster_at_one_step(tmp, init_dir):
+    """SIGTERM reaches only the non-chief worker; both save the same step, and resume from it."""
+    workdir = tmp / "preempted_cluster"
+
+    def run(total_iters, **extra):
+        ports = [free_port(), free_port()]
+        cluster = {"worker": [f"localhost:{p}" for p in ports]}
+        specs = [{"tasks": [train_task("multi_worker", workdir, init_dir, total_iters,
+                                       config=CONFIG, **(extra if index == 1 else {}))]}
+                 for index in range(2)]
+        envs = [{"TF_CONFIG": json.dumps({"cluster": cluster,
+                                          "task": {"type": "worker", "index": index}})}
+                for index in range(2)]
+        return [r for (r,) in run_workers(specs, tmp, [f"p{total_iters}w0", f"p{total_iters}w1"],
+                                          envs)]
+
+    w0, w1 = run(50, sigterm_self_at_step=2)
+    stopped = w0.get("preempted_at")
+    assert stopped is not None and w1.get("preempted_at") == stopped, (w0, w1)
+    assert 2 <= stopped <= 4 and w0["step"] == w1["step"] == stopped
+    assert os.path.exists(workdir / "checkpoints" / f"ckpt-{stopped}.index")
+    w0, w1 = run(stopped + 1)
+    assert w0["steps_run"] == w1["steps_run"] == [stopped], (w0["steps_run"], w1["steps_run"])

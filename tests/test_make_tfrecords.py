@@ -226,6 +226,8 @@ def test_dataset_json(written):
         "counts": [6, 6, 2],
         "num_examples": len(GOOD),
         "shards": [f"data-{i:05d}-of-00003.tfrecord" for i in range(3)],
+        "shard_bytes": [(split_dir / f"data-{i:05d}-of-00003.tfrecord").stat().st_size
+                        for i in range(3)],
     }
     # Nothing but the split's files: no temporary shard or json left behind.
     assert sorted(os.listdir(split_dir)) == sorted(meta["shards"] + ["dataset.json", "skipped.txt"])

@@ -7,37 +7,14 @@ import os
 import re
 
 import numpy as np
-import pytest
 from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
 from conftest import REPO
-from stargan_tf.data import tfrecords
 
 TINY = ["--img_size=32", "--dim_in=8", "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4",
         "--w_hpf=0", "--batch_size=2", "--val_batch_size=8", "--lambda_ds=2", "--ds_iter=10"]
-
-
-@pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    """A 2-domain split of 32 px images: red squares and blue discs at random places."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for domain, colour in (("disc", (40, 60, 220)), ("square", (220, 50, 40))):
-        (root / domain).mkdir()
-        for i in range(12):
-            img = np.full([32, 32, 3], rng.integers(0, 100), np.uint8)
-            cy, cx = rng.integers(8, 24, 2)
-            yy, xx = np.mgrid[:32, :32]
-            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 < 36) if domain == "disc" else (
-                (abs(yy - cy) < 6) & (abs(xx - cx) < 6))
-            img[inside] = colour
-            Image.fromarray(img).save(root / domain / f"{i}.png")
-    out = tmp_path_factory.mktemp("tfr") / "train"
-    tfrecords.write_split(str(root), tfrecords.find_images(str(root)), str(out), img_size=32,
-                          workers=1)
-    return out
 
 
 def run_train(*flags, timeout=600):
@@ -51,7 +28,8 @@ def test_train_then_resume(split, tmp_path):
     status, _, stderr = run_train(*common, "--total_iters=2")
     assert status == 0, stderr[-3000:]
     assert re.search(r"step 2/2 \| [\d.]+ img/s \| [\d.]+ s/step \| ETA ", stderr), stderr[-3000:]
-    assert sorted(os.listdir(work)) == ["checkpoints", "config.json", "logs", "samples"]
+    # (and .lock: the lock that keeps a second run out of a workdir in use)
+    assert sorted(os.listdir(work)) == [".lock", "checkpoints", "config.json", "logs", "samples"]
     grid = Image.open(work / "samples" / "000002.png")
     assert grid.mode == "RGB" and grid.size[0] > 32 * 3
     meta = json.loads((work / "config.json").read_text())

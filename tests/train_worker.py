@@ -23,12 +23,16 @@ Tasks:
         `nets_ema/<official key>`) to weights_out, and reports the step, the last metrics,
         a checksum of the weights, the number of replicas, and (check_split > 0) whether the first
         check_split distributed batches are the per-replica slices of the global batches.
+        "sigterm_self_at_step": k sends this process SIGTERM as it starts step k; a run that
+        stops on it reports "preempted_at" (the step saved).
         A UserError is reported as {"error": {"type", "message", "user_error": true}}.
 
 The process prints one line `RESULT_JSON: {"results": [one dict per task]}` on stdout.
 """
 
 import json
+import os
+import signal
 import sys
 import time
 import traceback
@@ -189,6 +193,7 @@ def run_init(task):
 def run_train(task):
     from stargan_tf.errors import UserError
     from stargan_tf.training.config import TrainConfig
+    from stargan_tf.training.preemption import Preempted
     from stargan_tf.training.trainer import Trainer
 
     strategy = make_strategy(task["strategy"])
@@ -209,16 +214,24 @@ def run_train(task):
         # Count the iterations this process runs (a resumed run runs only the remaining ones).
         step_fn, steps_run, step_seconds = trainer._train_step, [], []
 
-        def counting_step(iterator):
+        sigterm_at = task.get("sigterm_self_at_step")
+
+        def counting_step(iterator, stop):
             steps_run.append(int(trainer.step.numpy()))
+            if sigterm_at is not None and steps_run[-1] == sigterm_at:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a cluster manager preempting this task
             begin = time.time()
-            out = step_fn(iterator)
+            out = step_fn(iterator, stop)
             step_seconds.append(time.time() - begin)
             return out
 
         trainer._train_step = counting_step
         started = time.time()
-        metrics = trainer.train()
+        try:
+            metrics = trainer.train()
+        except Preempted as e:
+            result["preempted_at"] = e.step
+            metrics = {}
         result["steps_run"] = steps_run
         result["step_seconds"] = [round(t, 2) for t in step_seconds]
         result["train_seconds"] = time.time() - started

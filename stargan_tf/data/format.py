@@ -14,7 +14,10 @@ dataset.json::
 
     {"format": "stargan_tf.tfrecords", "version": 1, "img_size": 256,
      "domains": ["cat", "dog", "wild"], "counts": [5153, 4739, 4738], "num_examples": 14630,
-     "shards": ["data-00000-of-00008.tfrecord", ...]}
+     "shards": ["data-00000-of-00008.tfrecord", ...], "shard_bytes": [67108412, ...]}
+
+`shard_bytes` (absent in splits written before it existed) lets a reader notice a truncated or
+swapped shard before training starts instead of hours into it.
 """
 
 import json
@@ -69,6 +72,21 @@ def read_metadata(split_dir):
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a stargan_tf dataset (format {meta.get('format')!r}).")
     return meta
+
+
+def check_shard_sizes(split_dir, meta):
+    """UserError when a shard's size differs from the one dataset.json recorded."""
+    sizes = meta.get("shard_bytes")
+    if not sizes:
+        return
+    for name, expected in zip(meta["shards"], sizes):
+        path = os.path.join(split_dir, name)
+        actual = tf.io.gfile.stat(path).length
+        if actual != expected:
+            raise UserError(
+                f"{path} is {actual} bytes, but {METADATA_FILE} recorded {expected}: the shard is "
+                f"{'truncated' if actual < expected else 'not the one written'} (an interrupted "
+                "copy?). Copy it again, or write the split again with tools/make_tfrecords.py.")
 
 
 def shard_paths(split_dir, meta=None):

@@ -99,6 +99,7 @@ def _split_dir_source(split_dir):
             f"{split_dir}/{data_format.METADATA_FILE} lists shards that do not exist: "
             f"{', '.join(missing[:3])}. Write the split again with tools/make_tfrecords.py."
         )
+    data_format.check_shard_sizes(split_dir, meta)
 
     def read(shuffle_seed, domain=None):
         if shuffle_seed is None or len(files) == 1:
@@ -321,14 +322,16 @@ def _eval_map(img_size):
     return fn
 
 
-def eval_dataset(source, img_size, batch_size):
-    """Every image of a split once, in its stored order, without augmentation.
+def eval_dataset(source, img_size, batch_size, domain=None):
+    """Every image of a split (or of one of its domains) once, in its stored order, without
+    augmentation.
 
     Args:
       source: a split directory, a `tfds:` string or a `Source` (see `train_dataset`).
       img_size: side of the output images; other sizes are resized (bilinear, antialiased
         when shrinking).
       batch_size: images per batch; the last batch may be smaller.
+      domain: a domain id to read only its images; None = all.
 
     Returns:
       A `tf.data.Dataset` of tuples (x float32 [B, S, S, 3] in [-1, 1], y int32 [B],
@@ -336,5 +339,29 @@ def eval_dataset(source, img_size, batch_size):
     """
     source = open_source(source)
     _check_source(source, img_size)
-    ds = source.read(None).map(_eval_map(img_size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = source.read(None, domain).map(
+        _eval_map(img_size), num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(deterministic_options())
+
+
+def reference_dataset(source, img_size, batch_size, domain, seed):
+    """Endless batches of one domain's images, in shuffled passes, without augmentation: the
+    references of the evaluation (the official one cycles a shuffled loader of them).
+
+    Args:
+      source: as for `eval_dataset`.
+      img_size: side of the output images.
+      batch_size: images per batch (every batch full; batches run across passes).
+      domain: the domain id.
+      seed: non-negative int; the same seed gives the same batches.
+
+    Returns:
+      A `tf.data.Dataset` of tuples as `eval_dataset`'s.
+    """
+    source = open_source(source)
+    _check_source(source, img_size)
+    records = _domain_stream(source, domain, DEFAULT_SHUFFLE_BUFFER, _seed_ints(seed, 0, domain))
+    ds = records.map(_eval_map(img_size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(1)
+    return ds.with_options(deterministic_options())

@@ -511,6 +511,7 @@ def write_split(
         "counts": counts,
         "num_examples": sum(counts),
         "shards": writer.names,
+        "shard_bytes": [os.path.getsize(os.path.join(split_dir, n)) for n in writer.names],
     }
     # Last, and atomically: dataset.json exists only once every shard it names is complete.
     _write_json_atomically(os.path.join(split_dir, fmt.METADATA_FILE), meta)

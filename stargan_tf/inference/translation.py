@@ -26,22 +26,24 @@ def _compiled_generator(generator):
     return _compiled[generator]
 
 
-def generate(networks, x_real, s_trg, batch_size=GENERATE_BATCH):
+def generate(networks, x_real, s_trg, batch_size=GENERATE_BATCH, uint8=True):
     """x_fake = generator(x_real, s_trg) as uint8 images, computed a batch at a time.
 
     Args:
       networks: `Networks` with w_hpf = 0 (no masks).
       x_real: [N, S, S, 3] in [-1, 1]; s_trg: [N, style_dim].
       batch_size: images per generator call.
+      uint8: False returns the generator's float32 outputs as they are (not clipped).
 
     Returns:
-      uint8 numpy [N, S, S, 3].
+      uint8 (or float32) numpy [N, S, S, 3].
     """
     run = _compiled_generator(networks.generator)
+    convert = to_uint8 if uint8 else lambda x: x.numpy()
     x_real = tf.convert_to_tensor(x_real, tf.float32)
     s_trg = tf.convert_to_tensor(s_trg, tf.float32)
     out = [
-        to_uint8(run(x_real[i : i + batch_size], s_trg[i : i + batch_size]))
+        convert(run(x_real[i : i + batch_size], s_trg[i : i + batch_size]))
         for i in range(0, x_real.shape[0], batch_size)
     ]
     return np.concatenate(out)

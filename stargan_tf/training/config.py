@@ -16,7 +16,11 @@ SCHEMA_VERSION = 1
 RESUMABLE_CHANGES = frozenset({
     "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
     "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
+    "nan_policy", "fault_nan_step",
+    "eval_every", "inception", "inception_weights", "alexnet_weights", "lpips_weights",
+    "num_outs_per_domain",
 })
+NAN_POLICIES = ("stop", "skip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +47,11 @@ class TrainConfig:
       wing_path: the FAN weights (wing.ckpt) for w_hpf > 0.
       cpu_devices: split the CPU into this many logical devices (0: no split); for testing the
         multi-replica path on a CPU.
+      nan_policy: "stop" on a non-finite loss, or "skip" updates with non-finite gradients.
+      fault_nan_step: testing only: the input images of this step are made NaN.
+      eval_every: evaluate FID and LPIPS (the official protocol) every this many iterations;
+        0: never. inception, inception_weights, alexnet_weights, lpips_weights,
+        num_outs_per_domain: see `stargan_tf.metrics.config.EvalConfig`.
     """
 
     model: ModelConfig = ModelConfig()
@@ -76,6 +85,26 @@ class TrainConfig:
     mixed_precision: str = ""
     wing_path: str = ""
     cpu_devices: int = 0
+    nan_policy: str = "stop"
+    fault_nan_step: Optional[int] = None
+    eval_every: int = 0
+    inception: str = "official"
+    inception_weights: str = ""
+    alexnet_weights: str = ""
+    lpips_weights: str = ""
+    num_outs_per_domain: int = 10
+
+    def eval_config(self):
+        """The `EvalConfig` of the evaluations during training (val_data: the training split
+        when unset; the real images' statistics cached under workdir/eval/fid_stats)."""
+        from stargan_tf.metrics.config import EvalConfig
+
+        return EvalConfig(
+            train_data=self.train_data, val_data=self.val_data or self.train_data,
+            inception_weights=self.inception_weights, alexnet_weights=self.alexnet_weights,
+            lpips_weights=self.lpips_weights, inception=self.inception,
+            num_outs_per_domain=self.num_outs_per_domain, val_batch_size=self.val_batch_size,
+            seed=self.seed, stats_cache=os.path.join(self.workdir, "eval", "fid_stats"))
 
     def validate(self, num_replicas=1):
         """Raises UserError naming every problem a user can fix."""
@@ -96,8 +125,19 @@ class TrainConfig:
             problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
         if not 0 <= self.ema_beta < 1:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
+        if self.nan_policy not in NAN_POLICIES:
+            problems.append(f"--nan_policy={self.nan_policy!r}: use stop or skip")
+        if self.fault_nan_step is not None and self.fault_nan_step < 1:
+            problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
         if not self.workdir:
             problems.append("--workdir is required")
+        if self.eval_every < 0:
+            problems.append(f"--eval_every={self.eval_every} must be >= 0 (0: no evaluation)")
+        elif self.eval_every:
+            try:
+                self.eval_config().validate()
+            except UserError as e:
+                problems.append(f"--eval_every={self.eval_every} needs: {str(e).rstrip('.')}")
         if problems:
             raise UserError("; ".join(problems) + ".")
 

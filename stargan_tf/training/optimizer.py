@@ -23,16 +23,19 @@ class AdamL2(keras.optimizers.Optimizer):
       beta_1, beta_2: moment decay rates (official: 0 and 0.99).
       epsilon: added to the bias-corrected sqrt(v) (PyTorch's default 1e-8).
       weight_decay: coefficient of the L2 term added to the gradient (official: 1e-4).
+      skip_non_finite: leave a variable and its moments unchanged when its (replica-summed)
+        gradient holds a NaN or Inf (`--nan_policy=skip`); the iteration count still advances.
     """
 
     def __init__(self, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, weight_decay=1e-4,
-                 name="adam_l2", **kwargs):
+                 skip_non_finite=False, name="adam_l2", **kwargs):
         # The base class's weight_decay is decoupled: keep it off and apply ours in update_step.
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.l2 = weight_decay
+        self.skip_non_finite = skip_non_finite
 
     def build(self, var_list):
         if self.built:
@@ -55,15 +58,23 @@ class AdamL2(keras.optimizers.Optimizer):
             g = g + ops.cast(self.l2, dtype) * variable
         slots = self.slots(variable)
         m, v = slots["m"], slots["v"]
-        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
-        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(g))
+        new_m = self.beta_1 * m + (1.0 - self.beta_1) * g
+        new_v = self.beta_2 * v + (1.0 - self.beta_2) * ops.square(g)
         correction1 = 1.0 - ops.power(ops.cast(self.beta_1, dtype), t)
         correction2 = 1.0 - ops.power(ops.cast(self.beta_2, dtype), t)
-        denom = ops.sqrt(v) / ops.sqrt(correction2) + self.epsilon
-        self.assign_sub(variable, lr / correction1 * m / denom)
+        denom = ops.sqrt(new_v) / ops.sqrt(correction2) + self.epsilon
+        new_variable = variable - lr / correction1 * new_m / denom
+        if self.skip_non_finite:
+            # Decided on the gradient every replica shares, so mirrored copies stay identical.
+            finite = ops.all(ops.isfinite(g))
+            new_m, new_v = ops.where(finite, new_m, m), ops.where(finite, new_v, v)
+            new_variable = ops.where(finite, new_variable, variable)
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        self.assign(variable, new_variable)
 
     def get_config(self):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                       "weight_decay": self.l2})
+                       "weight_decay": self.l2, "skip_non_finite": self.skip_non_finite})
         return config

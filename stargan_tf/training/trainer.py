@@ -6,6 +6,7 @@ then the EMA of G, F and E.
 """
 
 import json
+import math
 import os
 import shutil
 import time
@@ -18,15 +19,19 @@ from PIL import Image
 from stargan_tf import losses
 from stargan_tf.checkpoint import CONFIG_FILE, FORMAT, VERSION, nets_checkpoint, write_json_atomic
 from stargan_tf.data import augment
-from stargan_tf.errors import UserError
+from stargan_tf.errors import UserError, describe
 from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.training import config as config_lib
+from stargan_tf.training import recovery
+from stargan_tf.training.preemption import Preempted, StopRequest
 from stargan_tf.training.optimizer import AdamL2
 from stargan_tf.training.samples import render_grid
 
+STOP_KEY = "_stop_requested"  # not a metric: > 0 when some worker was signalled to stop
 CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
 LOGS_SUBDIR = "logs"
+EVAL_SUBDIR = "eval"
 
 
 def is_chief(strategy):
@@ -40,6 +45,14 @@ def is_chief(strategy):
     # Worker 0 leads only in clusters without a chief task (TensorFlow's own rule).
     cluster = resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss or weight became NaN/Inf under --nan_policy=stop; nothing was saved after it."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
 
 
 def copy_weights(src, dst):
@@ -82,6 +95,8 @@ class Trainer:
         self.config = config
         self.strategy = strategy
         self.chief = is_chief(strategy)
+        resolver = getattr(strategy, "cluster_resolver", None)
+        self.multi_worker = bool(resolver is not None and resolver.cluster_spec().as_dict())
         self.global_batch = config.batch_size
         self.ckpt_dir = os.path.join(config.workdir, CHECKPOINT_SUBDIR)
         self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
@@ -125,12 +140,14 @@ class Trainer:
         self._train_step = self._make_train_step()
         self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
                        if self.chief else tf.summary.create_noop_writer())
+        self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
 
     # Set-up helpers.
 
     def _optimizer(self, lr):
         c = self.config
-        opt = AdamL2(lr, c.beta1, c.beta2, 1e-8, c.weight_decay)
+        opt = AdamL2(lr, c.beta1, c.beta2, 1e-8, c.weight_decay,
+                     skip_non_finite=c.nan_policy == "skip")
         if c.mixed_precision == "mixed_float16":
             import keras
 
@@ -169,11 +186,13 @@ class Trainer:
     def _apply(self, opt, grads, variables):
         opt.apply_gradients(zip(grads, variables))
 
-    def _replica_step(self, batch, step):
+    def _replica_step(self, batch, step, stop):
         c, nets = self.config, self.nets
         # uint8 images (the pipeline's `normalize=False`) are mapped to [-1, 1] here, on the device.
         batch = {k: augment.normalize(v) if v.dtype == tf.uint8 else v for k, v in batch.items()}
         x_real, y_org, y_trg = batch["x_real"], batch["y_org"], batch["y_trg"]
+        if c.fault_nan_step is not None:  # fault injection for tests of --nan_policy
+            x_real = tf.where(step + 1 == c.fault_nan_step, x_real * float("nan"), x_real)
         x_ref, x_ref2 = batch["x_ref"], batch["x_ref2"]
         z_trg, z_trg2 = batch["z_trg"], batch["z_trg2"]
         # Every loss is a mean over the local batch; scaled by local/global and summed over the
@@ -218,6 +237,8 @@ class Trainer:
 
         metrics = {k: tf.cast(v, tf.float32) * scale for k, v in metrics.items()}
         metrics["G/lambda_ds"] = tf.cast(lambda_ds, tf.float32) * scale
+        # A stop request rides the metrics' all-reduce: every worker learns of it at this step.
+        metrics[STOP_KEY] = stop
         return metrics
 
     def _update_ema(self):
@@ -235,15 +256,33 @@ class Trainer:
             replica_step = tf.function(replica_step, jit_compile=True)
 
         @tf.function
-        def train_step(iterator):
+        def train_step(iterator, stop):
             batch = next(iterator)
-            per_replica = self.strategy.run(replica_step, args=(batch, self.step.read_value()))
+            per_replica = self.strategy.run(replica_step,
+                                            args=(batch, self.step.read_value(), stop))
             self._update_ema()
             self.step.assign_add(1)
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in per_replica.items()}
 
         return train_step
+
+    def make_iterator(self, start_step=0):
+        """A distributed iterator over the training input from `start_step` on."""
+        return self._make_iterator(start_step)
+
+    def run_iteration(self, iterator, stop=False):
+        """Runs one training iteration from `iterator`; returns its metrics as Python floats.
+
+        `stop` tells every worker that this one was asked to stop; the returned STOP_KEY entry
+        is > 0 when any worker was.
+        """
+        metrics = self._train_step(iterator, tf.constant(1.0 if stop else 0.0))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def train_step_graph(self, iterator):
+        """The traced graph of one iteration (for counting its FLOPs); traces, does not run."""
+        return self._train_step.get_concrete_function(iterator, tf.constant(0.0)).graph
 
     def _make_iterator(self, start_step):
         train_input = self.train_input
@@ -257,19 +296,34 @@ class Trainer:
     # Checkpoints.
 
     def restore(self):
-        """Restores the latest checkpoint (or `resume_step`); returns the step resumed from."""
+        """Restores the latest checkpoint that loads (or `resume_step`); returns its step.
+
+        A damaged latest checkpoint (a crash, a bad copy) is reported, moved aside and the one
+        before it used; leftovers of killed saves are removed.
+        """
         c = self.config
         self._check_saved_config()
+        if self.chief:
+            recovery.remove_partial_writes(self.ckpt_dir)
         if c.resume_step is not None:
-            path = os.path.join(self.ckpt_dir, f"ckpt-{c.resume_step}")
+            path = recovery.prefix(self.ckpt_dir, c.resume_step)
             if not tf.io.gfile.exists(path + ".index"):
                 raise UserError(f"--resume_step={c.resume_step}: {self.ckpt_dir} has no checkpoint "
                                 f"of that step.")
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except recovery.LOAD_ERRORS as e:
+                raise UserError(f"--resume_step={c.resume_step}: {path} does not load ({e}); "
+                                "choose another step.") from None
         else:
-            path = tf.train.latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return 0
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+            step = recovery.restore_newest_valid(self.checkpoint, self.ckpt_dir, self.chief)
+            if step is None:
+                return 0
+            path = recovery.prefix(self.ckpt_dir, step)
+            # The manager re-reads the state file, which the recovery may have rewritten.
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, self.manager.directory, max_to_keep=c.keep_checkpoints,
+                step_counter=self.step)
         logging.info("Resumed from %s at step %d.", path, int(self.step.numpy()))
         return int(self.step.numpy())
 
@@ -297,10 +351,28 @@ class Trainer:
             "provenance": config_lib.provenance()})
 
     def save(self):
-        path = self.manager.save(checkpoint_number=self.step)
+        """Saves a checkpoint of the current step (never one with non-finite weights)."""
+        bad = [v.path for v in self._checked_variables() if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise NonFiniteLoss(f"step {int(self.step.numpy())}: weights {', '.join(bad[:3])} are "
+                                "NaN/Inf; not saving them. The last checkpoint is untouched.")
+        try:
+            path = self.manager.save(checkpoint_number=self.step)
+        except (tf.errors.OpError, OSError) as e:
+            if self.chief:
+                recovery.remove_partial_writes(self.ckpt_dir)  # give the space back
+            latest = tf.train.latest_checkpoint(self.ckpt_dir)
+            raise CheckpointWriteError(
+                f"step {int(self.step.numpy())}: writing the checkpoint to {self.ckpt_dir} failed "
+                f"({describe(e)}); "
+                + (f"the last checkpoint ({os.path.basename(latest)}) is intact. " if latest else "")
+                + "Free disk space (or fix the directory) and run the same command again.") from None
         if not self.chief:  # Non-chief workers take part in the save, then drop their copy.
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return path
+
+    def _checked_variables(self):
+        return [v for _, net in self.nets.items() for v in net.trainable_variables]
 
     # Monitoring.
 
@@ -320,6 +392,22 @@ class Trainer:
             tf.summary.image("samples", grid[None], step=step)
         return path
 
+    def evaluate(self, step):
+        """FID and LPIPS of the EMA networks by the official protocol (chief only): writes
+        eval/metrics_<step>.json and TensorBoard scalars; returns the results."""
+        if not self.chief:
+            return None
+        from stargan_tf.metrics import protocol  # Imports the Inception and LPIPS networks.
+
+        if self.eval_metrics is None:
+            self.eval_metrics = protocol.Metrics(self.config.eval_config())
+        results = protocol.evaluate(self.nets_ema, self.eval_metrics, step=step)
+        path = os.path.join(self.config.workdir, EVAL_SUBDIR, f"metrics_{step:06d}.json")
+        protocol.write_results(results, path, self.writer, step)
+        logging.info("Evaluation at step %d: %s", step, ", ".join(
+            f"{k} {v:.4f}" for k, v in results.items() if k.endswith("/mean")))
+        return results
+
     def _log(self, step, metrics, images_per_second, step_time, start_step, started):
         c = self.config
         with self.writer.as_default():
@@ -338,7 +426,22 @@ class Trainer:
     # The loop.
 
     def train(self):
-        """Trains until total_iters; returns the metrics of the last iteration."""
+        """Trains until total_iters; returns the metrics of the last iteration.
+
+        Raises:
+          Preempted: SIGTERM/SIGINT (on any worker): the iteration in flight was finished and
+            saved. NonFiniteLoss: a loss went NaN/Inf under nan_policy=stop.
+        """
+        lock = recovery.WorkdirLock(self.config.workdir).acquire() if self.chief else None
+        try:
+            with StopRequest() as stop_request:
+                return self._train_loop(stop_request)
+        finally:
+            self.writer.flush()
+            if lock:
+                lock.release()
+
+    def _train_loop(self, stop_request):
         c = self.config
         start_step = self.restore()
         self._write_config()
@@ -348,14 +451,26 @@ class Trainer:
             return {}
         started = window_start = time.time()
         window_steps = 0
-        metrics = {}
+        skipped = 0
+        values = {}
         for _ in range(start_step, c.total_iters):
-            metrics = self._train_step(self.iterator)
+            values = self.run_iteration(self.iterator, stop_request.requested)
+            # One worker stops at once; workers of a cluster stop at the step whose all-reduce
+            # first carried the request, so that all of them save that same step.
+            stop = values.pop(STOP_KEY) > 0 or (stop_request.requested and not self.multi_worker)
             step = int(self.step.numpy())
             window_steps += 1
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                if c.nan_policy == "stop":
+                    raise NonFiniteLoss(self._non_finite_message(step, values, bad))
+                skipped += 1
+                logging.warning("step %d: non-finite %s; its updates were skipped "
+                                "(--nan_policy=skip, %d skipped so far).", step, bad[0], skipped)
+                with self.writer.as_default():
+                    tf.summary.scalar("train/skipped_steps", skipped, step=step)
             # Print and write summaries.
             if step % c.print_every == 0 or step == c.total_iters:
-                values = {k: float(v) for k, v in metrics.items()}
                 elapsed = time.time() - window_start
                 self._log(step, values, window_steps * self.global_batch / elapsed,
                           elapsed / window_steps, start_step, started)
@@ -364,10 +479,26 @@ class Trainer:
             if step % c.sample_every == 0 or step == c.total_iters:
                 self.sample(step)
             # Save a checkpoint.
-            if step % c.save_every == 0 or step == c.total_iters:
+            saved = step % c.save_every == 0 or step == c.total_iters
+            if saved:
                 self.save()
-        self.writer.flush()
-        return {k: float(v) for k, v in metrics.items()}
+            if stop:
+                if not saved:
+                    self.save()
+                raise Preempted(step, stop_request.signal_name or "a signal to another worker")
+            # Evaluate FID and LPIPS (not when stopping: a preempted run must exit quickly).
+            if c.eval_every and step % c.eval_every == 0:
+                self.evaluate(step)
+        return values
+
+    def _non_finite_message(self, step, values, bad):
+        latest = tf.train.latest_checkpoint(self.ckpt_dir)
+        kept = f"the last checkpoint ({os.path.basename(latest)}) is untouched" if latest else (
+            "no checkpoint had been saved yet")
+        others = f" (and {', '.join(bad[1:4])}{', ...' if len(bad) > 4 else ''})" if bad[1:] else ""
+        return (f"step {step}: loss {bad[0]} is {values[bad[0]]}{others}; training stopped and "
+                f"nothing was saved after it, {kept}. Run again to resume from it (lower --lr, "
+                "or --nan_policy=skip to skip such updates).")
 
 
 def _duration(seconds):

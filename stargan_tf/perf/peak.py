@@ -1,0 +1,40 @@
+"""The machine's measured arithmetic peak: a large fp32 3×3 convolution and a large matmul."""
+
+import time
+
+import tensorflow as tf
+
+# The convolution the issue's peak is quoted for: batch 4, 64×64, 256 -> 256 channels, 3×3.
+CONV_SHAPE = (4, 64, 64, 256)
+MATMUL_N = 2048
+
+
+def _best_rate(fn, flops, seconds):
+    """GFLOP/s of the fastest call of `fn` over about `seconds` (after one warm-up call)."""
+    fn().numpy()
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        fn().numpy()
+        best = min(best, time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            return flops / best / 1e9
+
+
+def conv_peak(seconds=3.0, dtype=tf.float32):
+    """GFLOP/s of a 3×3 SAME convolution of CONV_SHAPE (the bulk of a StarGAN v2 iteration)."""
+    n, h, w, c = CONV_SHAPE
+    x = tf.random.normal(CONV_SHAPE, dtype=tf.float32)
+    k = tf.random.normal((3, 3, c, c), dtype=tf.float32) * 0.02
+    x, k = tf.cast(x, dtype), tf.cast(k, dtype)
+    # A scalar out, so fetching the result costs nothing.
+    fn = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")[0, 0, 0]))
+    return _best_rate(fn, 2.0 * n * h * w * c * c * 9, seconds)
+
+
+def matmul_peak(seconds=2.0, dtype=tf.float32):
+    """GFLOP/s of a MATMUL_N-cubed matrix product."""
+    a = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
+    b = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
+    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[0, :1]))
+    return _best_rate(fn, 2.0 * MATMUL_N ** 3, seconds)

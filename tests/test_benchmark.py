@@ -1,0 +1,73 @@
+"""tools/benchmark.py and the FLOP counter it reports with (stargan_tf/perf)."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from stargan_tf.perf import flops
+import sys
+
+from cli_helpers import assert_usage_error, run_command
+from conftest import REPO
+
+BENCHMARK = REPO / "tools" / "benchmark.py"
+
+
+def test_flops_of_conv_its_gradients_and_matmul():
+    x = tf.random.normal((2, 8, 8, 3))
+    k = tf.Variable(tf.random.normal((3, 3, 3, 5)))
+    w = tf.Variable(tf.random.normal((5, 7)))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, k, 1, "SAME")  # 2*(2*8*8*5)*9*3 = 34560
+            z = tf.matmul(tf.reduce_mean(y, [1, 2]), w)  # 2*2*5*7 = 140
+            loss = tf.reduce_sum(z)
+        # Gradients: filter 34560, input 34560; matmul d/dA 2*2*7*5 = 140, d/dB 140.
+        g_x, g_k, g_w = tape.gradient(loss, [x, k, w])
+        k.assign_sub(0.1 * g_k)
+        w.assign_sub(0.1 * g_w)
+        # A conv nothing uses: TensorFlow prunes it, the count leaves it out.
+        tf.nn.conv2d(x, k, 2, "SAME")
+        return g_x, loss
+
+    counted = flops.count_function_flops(step, x)
+    assert counted["conv"] == 3 * 34560
+    assert counted["matmul"] == 3 * 140
+    assert counted["total"] == 3 * 34560 + 3 * 140
+
+
+def test_flops_need_static_shapes():
+    k = tf.random.normal((3, 3, 3, 4))
+    fn = tf.function(lambda x: tf.nn.conv2d(x, k, 1, "SAME"))
+    try:
+        flops.count_function_flops(fn, tf.TensorSpec([None, 8, 8, 3]))
+    except flops.UnknownShapeError as e:
+        assert "static" in str(e)
+    else:
+        raise AssertionError("a dynamic batch must not be counted silently")
+
+
+def test_benchmark_tool_json_on_a_tiny_model():
+    status, out, err = run_command([
+        sys.executable, BENCHMARK, "--preset=official64", "--img_size=32", "--dim_in=8",
+        "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4", "--batch_size=2", "--iters=2",
+        "--warmup=1", "--peak_seconds=0.3", "--inference_iters=2", "--json"])
+    assert status == 0, err[-3000:]
+    r = json.loads(out)
+    for key in ("seconds_per_iteration", "images_per_second", "gflops_per_iteration",
+                "achieved_gflops", "peak_gflops", "peak_rss_mb", "inference_images_per_second"):
+        assert r[key] > 0, key
+    assert r["img_size"] == 32 and r["batch_size"] == 2 and r["num_domains"] == 3
+    assert np.isclose(r["images_per_second"], 2 / r["seconds_per_iteration"])
+    assert np.isclose(r["achieved_gflops"], r["gflops_per_iteration"] / r["seconds_per_iteration"])
+    assert r["seconds_min"] <= r["seconds_per_iteration"] <= r["seconds_max"]
+    assert "iteration 2/2" in err
+
+
+def test_benchmark_tool_usage_errors():
+    assert_usage_error(run_command([sys.executable, BENCHMARK, "--preset=nope"]), "preset")
+    assert_usage_error(run_command([sys.executable, BENCHMARK, "--iters=0"]), "--iters")

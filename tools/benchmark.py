@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Times the full StarGAN v2 training iteration and SavedModel inference on this machine.
+
+  python tools/benchmark.py --preset=official64 --iters=3
+  python tools/benchmark.py --preset=official256 --json
+  python tools/benchmark.py --preset=afhq512 --decoder=adain --iters=2 --inference=false
+
+An iteration is the official one: D (latent), D (reference), G (latent), G (reference), EMA, on
+synthetic uint8 batches of fixed shape (no input pipeline: tools/benchmark_input.py measures that).
+Printed: median and spread of seconds per iteration, images/s, the iteration's FLOPs (counted from
+the traced graph: convolutions, their gradients and matmuls, at 2 FLOPs per multiply-add, ops
+TensorFlow prunes left out), achieved GFLOP/s, the machine's conv and matmul peak measured in the
+same run and the ratio, peak resident memory; then reference-guided translation through the
+exported SavedModel (images/s). --json prints one JSON object instead of the report.
+
+Presets (style_dim 64, latent_dim 16, fp32, w_hpf 0 unless a flag overrides):
+  official64   64 px, batch 4, 3 domains, max_conv_dim 512, AdaIN decoder
+  official256  256 px, batch 1, 2 domains, max_conv_dim 512, AdaIN decoder
+  afhq512      512 px, batch 1, 3 domains, max_conv_dim 512, --decoder either
+Compare with the official code side by side, in one run (../shared/reference/README.md): machines
+of one kind differ by a third.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from stargan_tf import cli  # noqa: E402
+from stargan_tf.errors import UserError  # noqa: E402
+
+PRESETS = {
+    "official64": dict(img_size=64, batch_size=4, num_domains=3, max_conv_dim=512),
+    "official256": dict(img_size=256, batch_size=1, num_domains=2, max_conv_dim=512),
+    "afhq512": dict(img_size=512, batch_size=1, num_domains=3, max_conv_dim=512),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("preset", "official64", list(PRESETS), "Named configuration (see above).")
+flags.DEFINE_integer("img_size", None, "Override the preset's image side in pixels.")
+flags.DEFINE_integer("batch_size", None, "Override the preset's global batch size.")
+flags.DEFINE_integer("num_domains", None, "Override the preset's number of domains.")
+flags.DEFINE_integer("max_conv_dim", None, "Override the preset's widest channel count.")
+flags.DEFINE_integer("dim_in", 0, "First conv's channels; 0 = the official 2**14 // img_size.")
+flags.DEFINE_integer("style_dim", 64, "Style code length.")
+flags.DEFINE_integer("latent_dim", 16, "Latent code length.")
+flags.DEFINE_float("w_hpf", 0.0, "High-pass path weight (> 0 needs FAN weights: --wing_path).")
+flags.DEFINE_string("wing_path", "", "FAN weights (wing.ckpt) when --w_hpf > 0.")
+flags.DEFINE_string("decoder", "adain", "Generator decoder: adain or modconv.")
+flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"],
+                  "Keras mixed-precision policy; empty = fp32.")
+flags.DEFINE_bool("jit_compile", False, "Compile the per-replica step with XLA.")
+flags.DEFINE_integer("iters", 5, "Timed iterations.")
+flags.DEFINE_integer("warmup", 1, "Untimed iterations after tracing (the first runs are slow).")
+flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads; 0 = TensorFlow's default (all cores).")
+flags.DEFINE_float("peak_seconds", 3.0, "Time spent measuring each of the conv and matmul peaks.")
+flags.DEFINE_bool("inference", True, "Also time translation through an exported SavedModel.")
+flags.DEFINE_integer("inference_batch", 0, "Images per inference call; 0 = the training batch.")
+flags.DEFINE_integer("inference_iters", 5, "Timed inference calls.")
+flags.DEFINE_bool("json", False, "Print one JSON object (progress goes to stderr).")
+
+
+def build_config():
+    from stargan_tf.config import ModelConfig
+    from stargan_tf.training.config import TrainConfig
+
+    p = dict(PRESETS[FLAGS.preset])
+    for key in ("img_size", "batch_size", "num_domains", "max_conv_dim"):
+        if getattr(FLAGS, key) is not None:
+            p[key] = getattr(FLAGS, key)
+    names = tuple(f"domain{i}" for i in range(p["num_domains"]))
+    try:
+        model = ModelConfig(img_size=p["img_size"], num_domains=p["num_domains"], domain_names=names,
+                            max_conv_dim=p["max_conv_dim"], dim_in=FLAGS.dim_in or None, style_dim=FLAGS.style_dim,
+                            latent_dim=FLAGS.latent_dim, w_hpf=FLAGS.w_hpf)
+        config = TrainConfig(model=model, workdir=tempfile.mkdtemp(prefix="stargan-bench-"),
+                             batch_size=p["batch_size"], decoder=FLAGS.decoder,
+                             jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+                             wing_path=FLAGS.wing_path)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return config
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; all options are --flags.")
+    if FLAGS.iters < 1 or FLAGS.warmup < 0:
+        raise UserError("--iters must be >= 1 and --warmup >= 0.")
+    import tensorflow as tf
+
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    from stargan_tf.perf import peak, runs
+    from stargan_tf.training.trainer import Trainer
+
+    out = sys.stderr if FLAGS.json else sys.stdout
+    log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    config = build_config()
+
+    log("measuring the machine's peak (3x3 conv, batch 4, 64x64, 256->256; 2048^3 matmul)...")
+    conv_peak = peak.conv_peak(FLAGS.peak_seconds)
+    matmul_peak = peak.matmul_peak(FLAGS.peak_seconds)
+    peak_gflops = max(conv_peak, matmul_peak)
+    bf16_peak = (peak.conv_peak(FLAGS.peak_seconds, tf.bfloat16)
+                 if FLAGS.mixed_precision == "mixed_bfloat16" else None)
+
+    batch = runs.synthetic_batch(config)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    trainer = Trainer(config, tf.distribute.get_strategy(), dataset)
+    m = config.model
+    log(f"training: {m.img_size} px, batch {config.batch_size}, {m.num_domains} domains, "
+        f"max_conv_dim {m.max_conv_dim}, decoder {config.decoder}, w_hpf {m.w_hpf:g}, "
+        f"{config.mixed_precision or 'fp32'}{', XLA' if config.jit_compile else ''}")
+    t = runs.time_training(trainer, FLAGS.warmup, FLAGS.iters, log)
+    spread = runs.summarize(t["seconds"])
+    s_per_iter = spread["median"]
+    gflops = t["flops"]["total"] / 1e9
+    result = {
+        "preset": FLAGS.preset,
+        "img_size": m.img_size, "batch_size": config.batch_size, "num_domains": m.num_domains,
+        "max_conv_dim": m.max_conv_dim, "decoder": config.decoder, "w_hpf": m.w_hpf,
+        "precision": config.mixed_precision or "float32", "jit_compile": config.jit_compile,
+        "iters": FLAGS.iters,
+        "seconds_per_iteration": s_per_iter,
+        "seconds_min": spread["min"], "seconds_max": spread["max"],
+        "images_per_second": config.batch_size / s_per_iter,
+        "gflops_per_iteration": gflops,
+        "flops_counted_from": "traced graph (conv + gradients + matmul)",
+        "achieved_gflops": gflops / s_per_iter,
+        "peak_gflops": peak_gflops, "conv_peak_gflops": conv_peak,
+        "matmul_peak_gflops": matmul_peak,
+        "fraction_of_peak": gflops / s_per_iter / peak_gflops,
+        "trace_seconds": t["trace_seconds"],
+        "peak_rss_mb": runs.peak_rss_mb(),
+    }  # fmt: skip
+    if bf16_peak is not None:
+        result["bf16_conv_peak_gflops"] = bf16_peak
+    if FLAGS.inference:
+        log("exporting the EMA networks as a SavedModel and timing translate_reference...")
+        n = FLAGS.inference_batch or config.batch_size
+        inf = runs.time_inference(trainer.nets_ema, n, FLAGS.inference_iters)
+        result.update({
+            "inference_batch": n,
+            "inference_images_per_second": inf["images_per_second"],
+            "export_seconds": inf["export_seconds"],
+            "peak_rss_mb_after_inference": runs.peak_rss_mb(),
+        })  # fmt: skip
+
+    if FLAGS.json:
+        print(json.dumps(result, indent=1))
+        return
+    r = result
+    print(f"\nseconds/iteration   {r['seconds_per_iteration']:.3f} median "
+          f"(min {r['seconds_min']:.3f}, max {r['seconds_max']:.3f}, {r['iters']} iterations)")
+    print(f"images/s            {r['images_per_second']:.3f}")
+    print(f"GFLOP/iteration     {r['gflops_per_iteration']:.1f} ({r['flops_counted_from']})")
+    print(f"achieved GFLOP/s    {r['achieved_gflops']:.1f}")
+    print(f"peak GFLOP/s        {r['peak_gflops']:.1f} (conv {conv_peak:.1f}, matmul "
+          f"{matmul_peak:.1f}, measured now)" + (f"; bf16 conv {bf16_peak:.1f}" if bf16_peak else ""))
+    print(f"fraction of peak    {r['fraction_of_peak']:.1%}")
+    print(f"peak RSS            {r['peak_rss_mb']:.0f} MiB")
+    if FLAGS.inference:
+        print(f"inference           {r['inference_images_per_second']:.2f} images/s "
+              f"(SavedModel translate_reference, batch {r['inference_batch']}; "
+              f"export {r['export_seconds']:.1f} s)")
+
+
+if __name__ == "__main__":
+    cli.run(main)
