@@ -4,6 +4,8 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
+DECODERS = ("adain", "modconv")  # the generator's decoders (networks/generator.py)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -21,6 +23,8 @@ class ModelConfig:
       dim_in: channels of the first convolution of G, E and D; None = the official
         2**14 // img_size. Smaller values make tests and CPU demos affordable.
       domain_names: one name per domain id, in id order; empty = domain0, domain1, ...
+      decoder: the generator's decoder: "adain" (the paper's) or "modconv" (StyleGAN2 modulated
+        convolutions with an RGB skip stream, for 512 px).
     """
 
     img_size: int = 256
@@ -31,6 +35,7 @@ class ModelConfig:
     w_hpf: float = 1.0
     dim_in: Optional[int] = None
     domain_names: Tuple[str, ...] = ()
+    decoder: str = "adain"
 
     def __post_init__(self):
         names = tuple(self.domain_names) or tuple(f"domain{i}" for i in range(self.num_domains))
@@ -45,6 +50,8 @@ class ModelConfig:
                 problems.append(f"{field}={value!r} must be a positive integer")
         if self.dim_in is not None and (not isinstance(self.dim_in, int) or self.dim_in < 1):
             problems.append(f"dim_in={self.dim_in!r} must be a positive integer or None")
+        if self.decoder not in DECODERS:
+            problems.append(f"decoder={self.decoder!r} must be one of {', '.join(DECODERS)}")
         if self.w_hpf < 0:
             problems.append(f"w_hpf={self.w_hpf} must be >= 0")
         if len(names) != self.num_domains:

@@ -10,7 +10,7 @@ from stargan_tf.official_checkpoint import CONFIG_FIELDS
 
 
 TRAINING_DEFAULTS = {"img_size": 256, "style_dim": 64, "latent_dim": 16, "max_conv_dim": 512,
-                     "dim_in": 0, "w_hpf": 1.0}
+                     "dim_in": 0, "w_hpf": 1.0, "decoder": "adain"}
 
 
 def define_model_flags(flag_values=flags.FLAGS, defaults=None):
@@ -48,6 +48,10 @@ def define_model_flags(flag_values=flags.FLAGS, defaults=None):
     flags.DEFINE_float("w_hpf", v, "Weight of the generator's high-pass path (faces); 0 disables "
                        "it; converting: read from the file's hpf.filter when present" + n,
                        flag_values=f)
+    v, n = default("decoder", "adain")
+    flags.DEFINE_enum("decoder", v, ["adain", "modconv"], "Generator decoder: adain (the paper's "
+                      "AdaIN blocks) or modconv (StyleGAN2 modulated convolutions with an RGB skip "
+                      "stream, for 512 px; no official weights exist for it)" + n, flag_values=f)
     flags.DEFINE_list("domain_names", [],
                       "Domain names in id order: CelebA-HQ female,male; AFHQ cat,dog,wild. "
                       "Converting: default domain0,domain1,...; training: must match the data.",

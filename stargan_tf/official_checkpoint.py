@@ -21,7 +21,8 @@ from stargan_tf.official_format import LAPLACIAN, NETWORK_NAMES, official_shape,
 # This module imports TensorFlow only when it builds networks (inside functions), so that a bad
 # file is reported in one line before TensorFlow loads and logs.
 REQUIRED = ("generator", "mapping_network", "style_encoder")
-CONFIG_FIELDS = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf", "dim_in")
+CONFIG_FIELDS = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf", "dim_in",
+                 "decoder")
 
 
 class ConversionError(UserError):
@@ -125,7 +126,6 @@ def infer_model_config(state, path="checkpoint"):
       A dict of ModelConfig fields, without domain_names.
     """
     g, f, e = state["generator"], state["mapping_network"], state["style_encoder"]
-    d = state.get("discriminator")
 
     def need(net, sd, key):
         if key not in sd:
@@ -166,6 +166,7 @@ def infer_model_config(state, path="checkpoint"):
         max_conv_dim=int(max_conv_dim),
         w_hpf=float(w_hpf),
         dim_in=None if dim_in == 2**14 // img_size else int(dim_in),
+        decoder="adain",  # the only decoder of the official code
     )
 
 
@@ -180,6 +181,11 @@ def resolve_config(state, path="checkpoint", domain_names=None, **overrides):
         raise ConversionError(f"Unknown config fields: {short_list(unknown)}.")
     inferred = infer_model_config(state, path)
     stated = {k: v for k, v in overrides.items() if v is not None}
+    if stated.get("decoder", "adain") != "adain":
+        raise ConversionError(
+            f"decoder={stated['decoder']} was given, but official checkpoints hold the AdaIN "
+            "decoder (there are no official modconv weights); drop the flag or use --decoder=adain."
+        )
     if "w_hpf" in stated and "hpf.filter" in state["generator"] and stated["w_hpf"] != inferred["w_hpf"]:
         raise ConversionError(
             f"w_hpf={stated['w_hpf']} was given, but generator/hpf.filter in {path} holds the filter "
@@ -258,6 +264,11 @@ def networks_from_state(state, config, path="checkpoint"):
     from stargan_tf.networks import build_networks
     from stargan_tf.official_fan import fan_from_state
 
+    if config.decoder != "adain":
+        raise ConversionError(
+            f"{path}: official checkpoints hold the AdaIN decoder and cannot fill a "
+            f"decoder={config.decoder} model; build the config with decoder='adain'."
+        )
     networks = build_networks(config, discriminator="discriminator" in state)
     load_official_state(networks, state, path)
     if "fan" in state and config.w_hpf > 0:

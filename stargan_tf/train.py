@@ -38,7 +38,6 @@ flags.DEFINE_string("init_from", "", "Model directory to initialise the networks
 flags.DEFINE_integer("seed", 777, "Seed of the data pipeline and the sample grid (official: 777).")
 flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "
                      "runs and resumes, somewhat slower.")
-flags.DEFINE_string("decoder", "adain", "Generator decoder: adain (the paper's AdaIN blocks).")
 # Model (num_domains and domain_names come from the data).
 model_flags.define_model_flags(defaults=model_flags.TRAINING_DEFAULTS)
 # Losses and optimisation: the official names and defaults.
@@ -127,7 +126,7 @@ def build_config(source):
         sample_every=FLAGS.sample_every, print_every=FLAGS.print_every,
         keep_checkpoints=FLAGS.keep_checkpoints, resume_step=FLAGS.resume_step,
         init_from=FLAGS.init_from, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-        decoder=FLAGS.decoder, lambda_reg=FLAGS.lambda_reg, lambda_sty=FLAGS.lambda_sty,
+        lambda_reg=FLAGS.lambda_reg, lambda_sty=FLAGS.lambda_sty,
         lambda_ds=FLAGS.lambda_ds, ds_iter=FLAGS.ds_iter, lambda_cyc=FLAGS.lambda_cyc, lr=FLAGS.lr,
         f_lr=FLAGS.f_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2, weight_decay=FLAGS.weight_decay,
         ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob,

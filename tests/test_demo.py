@@ -4,8 +4,9 @@ The generator tests are fast; a short run of the real CLI (`python -m stargan_tf
 --flagfile=configs/demo.cfg`, cut to a few iterations) checks that the config trains and writes its
 grid and checkpoint.
 
-The tests marked `demo_accuracy` (`make test-demo`, ~8 minutes on a 2-core CPU; not part of
-`make test`) train the whole config once, as `make demo` does, then a small CNN trained on the
+The tests marked `demo_accuracy` (`make test-demo`, ~8 minutes per decoder on a 2-core CPU; not
+part of `make test`) train the whole config once per decoder (adain, modconv), as `make demo`
+does, then a small CNN trained on the
 demo's own labels (tests/demo_classifier.py) checks that translated images show the *target*
 shape, latent-guided and reference-guided, in at least 70% of them.
 """
@@ -236,18 +237,19 @@ def demo_data(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def demo_run(demo_data, tmp_path_factory):
-    """Trains configs/demo.cfg with the CLI, as `make demo` does; returns the workdir."""
-    workdir = tmp_path_factory.mktemp("demo") / "run"
+@pytest.fixture(scope="session", params=["adain", "modconv"])
+def demo_run(request, demo_data, tmp_path_factory):
+    """Trains configs/demo.cfg with the CLI, as `make demo` does, with the paper's AdaIN decoder
+    and with the modulated-convolution one (--decoder=modconv); returns the workdir."""
+    workdir = tmp_path_factory.mktemp(f"demo_{request.param}") / "run"
     cmd = [sys.executable, "-m", "stargan_tf.train", f"--flagfile={CONFIG}",
            f"--train_data={demo_data / 'train'}", f"--val_data={demo_data / 'val'}",
-           f"--workdir={workdir}"]
+           f"--workdir={workdir}", f"--decoder={request.param}"]
     start = time.monotonic()
     result = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
                             timeout=TRAIN_TIMEOUT)
     assert result.returncode == 0, result.stderr[-5000:]
-    print(f"\ndemo training: {time.monotonic() - start:.0f} s")
+    print(f"\ndemo training ({request.param}): {time.monotonic() - start:.0f} s")
     return workdir
 
 
@@ -314,6 +316,6 @@ def test_translations_show_the_target_shape(demo_run, classifier, val_split, gui
     fakes, targets = _translations(nets, *val_split, guidance)
     assert len(fakes) >= 32
     accuracy = demo_classifier.accuracy(classifier, fakes, targets)
-    print(f"\n{guidance}-guided: the classifier sees the target shape in {accuracy:.1%} of "
+    print(f"\n{nets.config.decoder}, {guidance}-guided: the classifier sees the target shape in {accuracy:.1%} of "
           f"{len(fakes)} translations")
     assert accuracy >= MIN_TARGET_ACCURACY

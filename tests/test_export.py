@@ -22,7 +22,6 @@ import stargan_tf
 from cli_helpers import assert_usage_error, run_module
 from conftest import REPO
 from inference_helpers import DOMAINS, TINY, make_model_dir, random_image
-from stargan_tf.checkpoint import write_json_atomic
 from stargan_tf.errors import UserError
 from stargan_tf.inference import images, models, serving
 from stargan_tf.inference.translation import latent_codes

@@ -76,9 +76,9 @@ def build_config():
     try:
         model = ModelConfig(img_size=p["img_size"], num_domains=p["num_domains"], domain_names=names,
                             max_conv_dim=p["max_conv_dim"], dim_in=FLAGS.dim_in or None, style_dim=FLAGS.style_dim,
-                            latent_dim=FLAGS.latent_dim, w_hpf=FLAGS.w_hpf)
+                            latent_dim=FLAGS.latent_dim, w_hpf=FLAGS.w_hpf, decoder=FLAGS.decoder)
         config = TrainConfig(model=model, workdir=tempfile.mkdtemp(prefix="stargan-bench-"),
-                             batch_size=p["batch_size"], decoder=FLAGS.decoder,
+                             batch_size=p["batch_size"],
                              jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
                              wing_path=FLAGS.wing_path)
     except ValueError as e:
@@ -115,7 +115,7 @@ def main(argv):
     trainer = Trainer(config, tf.distribute.get_strategy(), dataset)
     m = config.model
     log(f"training: {m.img_size} px, batch {config.batch_size}, {m.num_domains} domains, "
-        f"max_conv_dim {m.max_conv_dim}, decoder {config.decoder}, w_hpf {m.w_hpf:g}, "
+        f"max_conv_dim {m.max_conv_dim}, decoder {m.decoder}, w_hpf {m.w_hpf:g}, "
         f"{config.mixed_precision or 'fp32'}{', XLA' if config.jit_compile else ''}")
     t = runs.time_training(trainer, FLAGS.warmup, FLAGS.iters, log)
     spread = runs.summarize(t["seconds"])
@@ -124,7 +124,7 @@ def main(argv):
     result = {
         "preset": FLAGS.preset,
         "img_size": m.img_size, "batch_size": config.batch_size, "num_domains": m.num_domains,
-        "max_conv_dim": m.max_conv_dim, "decoder": config.decoder, "w_hpf": m.w_hpf,
+        "max_conv_dim": m.max_conv_dim, "decoder": m.decoder, "w_hpf": m.w_hpf,
         "precision": config.mixed_precision or "float32", "jit_compile": config.jit_compile,
         "iters": FLAGS.iters,
         "seconds_per_iteration": s_per_iter,

@@ -57,7 +57,8 @@ def build_networks(config: ModelConfig, discriminator=True) -> Networks:
       discriminator: also build the discriminator (not needed for inference).
     """
     c = config
-    generator = Generator(c.img_size, c.style_dim, c.max_conv_dim, c.w_hpf, c.dim_in, name="generator")
+    generator = Generator(c.img_size, c.style_dim, c.max_conv_dim, c.w_hpf, c.dim_in, c.decoder,
+                          name="generator")
     mapping_network = MappingNetwork(c.latent_dim, c.style_dim, c.num_domains, name="mapping_network")
     style_encoder = StyleEncoder(
         c.img_size, c.style_dim, c.num_domains, c.max_conv_dim, c.dim_in, name="style_encoder"

@@ -39,7 +39,6 @@ class TrainConfig:
       init_from: a model directory (e.g. a converted official checkpoint) to start from.
       seed: seeds the data pipeline and the sample grid.
       deterministic: turn on TF op determinism (reproducible, slower).
-      decoder: "adain" (the paper's decoder).
       lambda_reg, lambda_sty, lambda_ds, lambda_cyc: loss weights; ds_iter: λ_ds decay length.
       lr, f_lr: learning rates (f_lr: the mapping network); beta1, beta2, weight_decay: Adam.
       ema_beta: EMA decay of the test networks.
@@ -70,7 +69,6 @@ class TrainConfig:
     init_from: str = ""
     seed: int = 777
     deterministic: bool = False
-    decoder: str = "adain"
     lambda_reg: float = 1.0
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
@@ -120,8 +118,6 @@ class TrainConfig:
                      "val_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name}={getattr(self, name)} must be >= 1")
-        if self.decoder != "adain":
-            problems.append(f"--decoder={self.decoder!r} is not available; use adain")
         if self.mixed_precision not in ("", "mixed_float16", "mixed_bfloat16"):
             problems.append(f"--mixed_precision={self.mixed_precision!r}: use mixed_float16, "
                             "mixed_bfloat16 or nothing")
@@ -161,11 +157,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
+        model = dict(d.get("model", {}))
+        if "decoder" in d:  # configs written before the decoder moved into the model config
+            model.setdefault("decoder", d.pop("decoder"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"Unknown training config keys: {', '.join(unknown)}.")
-        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        d["model"] = ModelConfig.from_dict(model)
         return cls(**d)
 
 

@@ -173,7 +173,7 @@ class Trainer:
         source = read_model_config(directory)
         mine = self.config.model
         fields = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf",
-                  "resolved_dim_in")
+                  "resolved_dim_in", "decoder")
         diff = [f"{f}: {getattr(source, f)} vs {getattr(mine, f)}" for f in fields
                 if getattr(source, f) != getattr(mine, f)]
         if diff:
