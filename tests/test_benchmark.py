@@ -55,7 +55,7 @@ def test_benchmark_tool_json_on_a_tiny_model():
     status, out, err = run_command([
         sys.executable, BENCHMARK, "--preset=official64", "--img_size=32", "--dim_in=8",
         "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4", "--batch_size=2", "--iters=2",
-        "--warmup=1", "--peak_seconds=0.3", "--inference_iters=2", "--json"])
+        "--warmup=1", "--peak_seconds=0.3", "--inference_iters=2", "--profile", "--json"])
     assert status == 0, err[-3000:]
     r = json.loads(out)
     for key in ("seconds_per_iteration", "images_per_second", "gflops_per_iteration",
@@ -66,6 +66,10 @@ def test_benchmark_tool_json_on_a_tiny_model():
     assert np.isclose(r["achieved_gflops"], r["gflops_per_iteration"] / r["seconds_per_iteration"])
     assert r["seconds_min"] <= r["seconds_per_iteration"] <= r["seconds_max"]
     assert "iteration 2/2" in err
+    # The profile of one more iteration: its op time, most of it in the convolutions' kernels.
+    profile = r["profile"]
+    assert profile["op_seconds_total"] > 0 and 0 < profile["conv_fraction"] <= 1
+    assert any("Conv2D" in row["op"] for row in profile["top_ops"])
 
 
 def test_benchmark_tool_usage_errors():

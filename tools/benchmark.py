@@ -61,6 +61,8 @@ flags.DEFINE_float("peak_seconds", 3.0, "Time spent measuring each of the conv a
 flags.DEFINE_bool("inference", True, "Also time translation through an exported SavedModel.")
 flags.DEFINE_integer("inference_batch", 0, "Images per inference call; 0 = the training batch.")
 flags.DEFINE_integer("inference_iters", 5, "Timed inference calls.")
+flags.DEFINE_bool("profile", False, "After the timed iterations, trace one more with the TF "
+                  "profiler and print the op types that take the time.")
 flags.DEFINE_bool("json", False, "Print one JSON object (progress goes to stderr).")
 
 
@@ -141,6 +143,17 @@ def main(argv):
     }  # fmt: skip
     if bf16_peak is not None:
         result["bf16_conv_peak_gflops"] = bf16_peak
+    if FLAGS.profile:
+        from stargan_tf.perf.profile import op_time_by_type
+
+        iterator = trainer.make_iterator(0)
+        ops = op_time_by_type(lambda: trainer.run_iteration(iterator))
+        total = sum(s for _, s, _ in ops)
+        conv = sum(s for op, s, _ in ops if "Conv2D" in op)
+        result["profile"] = {
+            "op_seconds_total": total, "conv_fraction": conv / total if total else 0.0,
+            "top_ops": [{"op": op, "seconds": s, "count": n} for op, s, n in ops[:15]],
+        }  # fmt: skip
     if FLAGS.inference:
         log("exporting the EMA networks as a SavedModel and timing translate_reference...")
         n = FLAGS.inference_batch or config.batch_size
@@ -165,6 +178,12 @@ def main(argv):
           f"{matmul_peak:.1f}, measured now)" + (f"; bf16 conv {bf16_peak:.1f}" if bf16_peak else ""))
     print(f"fraction of peak    {r['fraction_of_peak']:.1%}")
     print(f"peak RSS            {r['peak_rss_mb']:.0f} MiB")
+    if FLAGS.profile:
+        p = r["profile"]
+        print(f"profile             {p['op_seconds_total']:.2f} s of op time (summed over threads); "
+              f"convolutions {p['conv_fraction']:.0%}")
+        for row in p["top_ops"]:
+            print(f"  {row['op']:36s} {row['seconds']:8.3f} s  x{row['count']}")
     if FLAGS.inference:
         print(f"inference           {r['inference_images_per_second']:.2f} images/s "
               f"(SavedModel translate_reference, batch {r['inference_batch']}; "

@@ -17,6 +17,19 @@ def statistics(features):
     return np.mean(features, axis=0, dtype=np.float64), np.cov(features, rowvar=False)
 
 
+def _sqrtm(a):
+    """scipy's sqrtm without its `disp` argument (deprecated in SciPy 1.16, gone in 1.18): the
+    same matrix pytorch-fid's `sqrtm(..., disp=False)` takes; accuracy is judged by the caller
+    (non-finite -> the eps retry), as there."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # A singular product is expected here (fewer samples than dimensions); handled below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        out = linalg.sqrtm(a)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps=EPS):
     """||mu1 - mu2||^2 + tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2)), in float64.
 
@@ -44,14 +57,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=EPS):
             f"sigma2 {sigma2.shape} (expected [D] and [D, D])."
         )
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    covmean = _sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         logging.warning(
             "sqrtm(sigma1 @ sigma2) is not finite (near-singular covariances): adding %g to "
             "their diagonals.", eps
         )
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         imag = np.max(np.abs(np.diagonal(covmean).imag))
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=MAX_DIAGONAL_IMAG):
