@@ -55,6 +55,10 @@ flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay, added to the gradient
                    "Adam does.")
 flags.DEFINE_float("ema_beta", 0.999, "Decay of the exponential moving average of G, F and E.")
 flags.DEFINE_float("randcrop_prob", 0.5, "Probability of the random resized crop augmentation.")
+flags.DEFINE_enum("augment_on", "device", ["device", "host"],
+                  "Where the augmentation (random resized crop, flip) runs: 'device' in the "
+                  "training step, so the input pipeline's CPU threads only decode (the same "
+                  "images; resuming may switch), or 'host' in the input pipeline.")
 # Speed and devices.
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"],
@@ -129,7 +133,7 @@ def build_config(source):
         lambda_reg=FLAGS.lambda_reg, lambda_sty=FLAGS.lambda_sty,
         lambda_ds=FLAGS.lambda_ds, ds_iter=FLAGS.ds_iter, lambda_cyc=FLAGS.lambda_cyc, lr=FLAGS.lr,
         f_lr=FLAGS.f_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2, weight_decay=FLAGS.weight_decay,
-        ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob,
+        ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob, augment_on=FLAGS.augment_on,
         jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
         wing_path=FLAGS.wing_path, cpu_devices=FLAGS.cpu_devices, nan_policy=FLAGS.nan_policy,
         fault_nan_step=FLAGS.fault_nan_step, eval_every=FLAGS.eval_every,
@@ -190,7 +194,8 @@ def main(argv):
                              ctx.get_per_replica_batch_size(config.batch_size),
                              config.model.latent_dim, config.seed,
                              randcrop_prob=config.randcrop_prob, input_context=ctx,
-                             start_step=start_step, normalize=False)
+                             start_step=start_step, normalize=False,
+                             augment_on=config.augment_on)
 
     grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
                               config.model.num_domains)

@@ -223,6 +223,50 @@ def _test_image(height=40, width=48):
     )
 
 
+def test_device_augmentation_gives_the_host_batches(unbalanced_split):
+    # augment_on="device": the pipeline only decodes and adds the crop/flip choices; the step
+    # applies them (augment.finish_batch). The batches must be those of augment_on="host".
+    host = take(pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3), 3)
+    device_ds = pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3, normalize=False,
+                                       augment_on="device")
+    raw = take(device_ds, 3)
+    assert raw[0][augment.CROPS_KEY].shape == (8, 3, 5) and raw[0]["x_ref"].dtype == np.uint8
+    finish = tf.function(augment.finish_batch)
+    for h, r in zip(host, raw):
+        d = {k: v.numpy() for k, v in finish(r).items()}
+        assert sorted(d) == sorted(h)
+        for k in h:
+            np.testing.assert_array_equal(d[k], h[k], err_msg=k)
+    crops = np.concatenate([r[augment.CROPS_KEY] for r in raw]).reshape(-1, 5)
+    assert (crops[:, 2:4] < S).any() and crops[:, 4].any()  # Some crops and flips were drawn.
+    # With normalize, the pipeline finishes the batches itself.
+    in_pipeline = take(pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3,
+                                              augment_on="device"), 3)
+    for h, p in zip(host, in_pipeline):
+        assert sorted(p) == sorted(h)
+        for k in h:
+            np.testing.assert_array_equal(p[k], h[k], err_msg=k)
+
+
+@pytest.mark.parametrize("size,prob", [(32, 1.0), (64, 0.5), (257, 1.0)])
+def test_crop_resize_flip_equals_augment(size, prob):
+    # The batched device version of the crop, resize and flip against augment(), image by
+    # image, on noise (every rounding shows). One level on a rare pixel is float rounding.
+    rng = np.random.default_rng(size)
+    images = rng.integers(0, 256, (24, size, size, 3), dtype=np.uint8)
+    seeds = [tf.constant([i, size], tf.int64) for i in range(24)]
+    want = np.stack([augment.augment(images[i], size, seeds[i], prob).numpy()
+                     for i in range(24)])
+    params = tf.stack([augment.augment_params(s, size, size, prob) for s in seeds])
+    got = augment.crop_resize_flip(images, params, size).numpy()
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+    p = params.numpy()
+    assert (p[:, 2:4] < size).any() and p[:, 4].any() and not p[:, 4].all()
+    with pytest.raises(ValueError, match="augment_on"):
+        pipeline.train_dataset("unused", S, 4, LATENT, seed=0, augment_on="gpu")
+
+
 _AUGMENT_FUNCTIONS = {
     "crop_window": lambda im, s: augment.crop_window(s, tf.shape(im)[0], tf.shape(im)[1]),
     "random_resized_crop": lambda im, s: augment.random_resized_crop(im, S, s),
@@ -231,6 +275,10 @@ _AUGMENT_FUNCTIONS = {
     "random_flip_left_right": lambda im, s: augment.random_flip_left_right(im, s),
     "normalize": lambda im, s: augment.normalize(im),
     "augment": lambda im, s: augment.augment(im, S, s, 0.5),
+    "augment_params": lambda im, s: augment.augment_params(s, S, S, 0.5),
+    "crop_resize_flip": lambda im, s: augment.crop_resize_flip(
+        tf.image.resize(im, [S, S], "nearest")[None],
+        augment.augment_params(s, S, S, 1.0)[None], S)[0],
 }
 
 
@@ -243,7 +291,8 @@ def test_augmentation_eager_equals_tf_data(name):
     ds = tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(lambda s: fn(image, s))
     for e, d in zip(eager, ds):
         np.testing.assert_array_equal(e, d.numpy())
-    if name in ("random_resized_crop", "random_flip_left_right", "augment", "crop_window"):
+    if name in ("random_resized_crop", "random_flip_left_right", "augment", "crop_window",
+                "augment_params", "crop_resize_flip"):
         assert any(not np.array_equal(eager[0], e) for e in eager[1:])  # The seed matters.
 
 

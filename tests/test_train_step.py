@@ -482,7 +482,8 @@ def test_keras_adam_and_adamw_differ_from_torch_adam(name):
 
 def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
     # Training reads uint8 images (`train_dataset(normalize=False)`) and normalises them in the
-    # step, on the device: one iteration must equal one on the pipeline's float32 images.
+    # step, on the device: one iteration must equal one on the pipeline's float32 images; with
+    # augment_on="device" the step also crops and flips them.
     from stargan_tf.config import ModelConfig
     from stargan_tf.data import augment
 
@@ -495,8 +496,17 @@ def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
             "z_trg": rng.standard_normal([2, 4]).astype(np.float32),
             "z_trg2": rng.standard_normal([2, 4]).astype(np.float32)}
     floats = {k: augment.normalize(v).numpy() for k, v in uint8.items()}
+    # augment_on="device": uncropped images plus the crops, which the step applies.
+    crops = np.stack([np.stack([augment.augment_params(tf.constant([i, j]), 32, 32, 1.0)
+                                for j in range(3)]) for i in range(2)])  # [2, 3, 5]
+    assert (crops[..., 2:4] < 32).any()
+    uncropped = {k: rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8) for k in uint8}
+    for j, k in enumerate(("x_real", "x_ref", "x_ref2")):
+        uint8[k] = augment.crop_resize_flip(uncropped[k], crops[:, j], 32).numpy()
+        floats[k] = augment.normalize(uint8[k]).numpy()
+    device = {**uncropped, augment.CROPS_KEY: crops}
     metrics = []
-    for name, images in (("uint8", uint8), ("float32", floats)):
+    for name, images in (("uint8", uint8), ("float32", floats), ("device", device)):
         tf.keras.utils.set_random_seed(1)
         config = TrainConfig(model=model, workdir=str(tmp_path / name), batch_size=2,
                              total_iters=1, save_every=1, sample_every=1, print_every=1,
@@ -506,8 +516,9 @@ def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
         metrics.append({k: float(v) for k, v in trainer.train().items()})
     # Every loss of the iteration. (Not the weights: Adam turns the rounding noise of gradients
     # that cancel, such as those of biases before an instance norm, into lr-sized moves.)
-    assert metrics[0].keys() == metrics[1].keys() and len(metrics[0]) > 10
+    assert metrics[0].keys() == metrics[1].keys() == metrics[2].keys() and len(metrics[0]) > 10
     for k in metrics[0]:
         assert metrics[0][k] == pytest.approx(metrics[1][k], rel=1e-4, abs=1e-6), k
+        assert metrics[2][k] == pytest.approx(metrics[1][k], rel=1e-4, abs=1e-6), k
     # A wrong scale of the images (e.g. [0, 1]) changes them: the check can fail.
     assert metrics[0]["D/latent/real"] != 0

@@ -5,13 +5,17 @@
 
 For each size it writes a split of synthetic JPEG records (smooth random images with noise, so
 they compress like photographs) to a temporary directory, then prints images/s of
-  raw:       TFRecordDataset -> parse -> tf.io.decode_jpeg (parallel map), batched;
-  pipeline:  stargan_tf.data.pipeline.train_dataset as training reads it (3 images per
-             example: x_real, x_ref, x_ref2; decode, augmentation, z codes; uint8 images,
-             which the training step normalises on the device),
-  +normalize: the same with the images normalised to float32 in the pipeline,
+  raw:        TFRecordDataset -> parse -> tf.io.decode_jpeg (parallel map), batched;
+  pipeline:   stargan_tf.data.pipeline.train_dataset as training reads it by default
+              (--augment_on=device: 3 images per example, x_real, x_ref, x_ref2, decoded, with
+              their random crop/flip choices and the z codes; uint8 images; the training step
+              crops, resizes, flips and normalises them on the accelerator);
+  host-aug:   the same with the augmentation in the pipeline (--augment_on=host), uint8;
+  +device:    `pipeline`, followed here by the step's augmentation (augment.finish_batch): the
+              whole work on this machine's CPU, as a CPU-only run does it;
 with the same tf.data threading (default: a private pool of one thread per core). It also prints
-CPU time of this process per image, which other processes on the machine disturb less.
+CPU time of this process per image, which other processes on the machine disturb less, and the
+rate of the device augmentation alone on batches in memory (here the CPU is the device).
 """
 
 import io
@@ -99,6 +103,7 @@ def main(argv):
     del argv  # Unused.
     import tensorflow as tf
 
+    from stargan_tf.data import augment
     from stargan_tf.data import format as data_format
     from stargan_tf.data import pipeline
 
@@ -125,19 +130,33 @@ def main(argv):
                 .prefetch(tf.data.AUTOTUNE)
                 .with_options(options)
             )
-            def train(normalize):
+            def train(augment_on):
                 return pipeline.train_dataset(
                     tmp, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob,
-                    normalize=normalize,
+                    normalize=False, augment_on=augment_on,
                 ).with_options(options)
 
-            # Alternate the two, keep the best round of each: other processes on the machine
+            finish = tf.function(augment.finish_batch)
+
+            def finished(dataset):
+                for batch in dataset:
+                    yield finish(batch)
+
+            # Alternate them, keep the best round of each: other processes on the machine
             # slow down single measurements, never speed them up.
             iterators = {
                 "raw": (iter(raw), b),
-                "pipeline": (iter(train(False)), 3 * b),
-                "+normalize": (iter(train(True)), 3 * b),
+                "pipeline": (iter(train("device")), 3 * b),
+                "host-aug": (iter(train("host")), 3 * b),
+                "+device": (finished(train("device")), 3 * b),
             }
+            in_memory = next(iter(train("device")))
+
+            def device_only():
+                while True:
+                    yield finish(in_memory)["x_real"].shape  # The whole batch: 3 * b images.
+
+            iterators["device alone"] = (device_only(), 3 * b)
             for it, _ in iterators.values():
                 for _ in range(5):  # Warm-up: trace functions, fill buffers.
                     next(it)
@@ -151,10 +170,10 @@ def main(argv):
                 f"{size} px ({mean_bytes / 1024:.0f} KiB/JPEG): "
                 f"raw decode_jpeg {raw_rate:.0f} images/s ({raw_cpu:.2f} CPU ms/image)"
             )
-            for name in ("pipeline", "+normalize"):
+            for name in ("pipeline", "host-aug", "+device", "device alone"):
                 rate, cpu = best[name]
                 print(
-                    f"  {name:10s} {rate:.0f} images/s ({cpu:.2f} CPU ms/image): "
+                    f"  {name:12s} {rate:.0f} images/s ({cpu:.2f} CPU ms/image): "
                     f"{rate / raw_rate:.2f}x raw images/s, {raw_cpu / cpu:.2f}x by CPU time"
                 )
         finally:

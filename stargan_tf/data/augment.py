@@ -140,14 +140,36 @@ def random_flip_left_right(image, seed, prob=0.5):
     return tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
+def augment_params(seed, height, width, randcrop_prob=0.5):
+    """The random choices of `augment` for one image, as numbers.
+
+    Args:
+      seed: shape-[2] integer tensor (the seed `augment` takes).
+      height, width: the image's size in pixels.
+      randcrop_prob: probability of the random resized crop.
+
+    Returns:
+      int32 [5]: top, left, crop_height, crop_width (the whole image when no crop is drawn),
+      flip (1 = mirror). `augment` and the batched `crop_resize_flip` apply them.
+    """
+    # All the random numbers from one draw (one op: this runs three times per example).
+    u = tf.random.stateless_uniform([2 + 4 * CROP_ATTEMPTS], seed, dtype=tf.float64)
+    whole = tf.stack([0, 0, tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
+    u_window = tf.reshape(u[2:], [4, CROP_ATTEMPTS])
+    window = tf.cond(
+        u[0] < randcrop_prob,
+        lambda: _window_from_uniforms(u_window, height, width, CROP_SCALE, CROP_RATIO),
+        lambda: whole,
+    )
+    return tf.concat([window, [tf.cast(u[1] < 0.5, tf.int32)]], axis=0)
+
+
 def augment(image, size, seed, randcrop_prob=0.5):
     """The official training augmentation of one image, before normalisation.
 
     With probability `randcrop_prob` a random resized crop to `size` (as `random_resized_crop`),
     otherwise a resize to `size` (a no-op when the image already has that size); then a
     horizontal flip with probability 0.5. `normalize` maps the result to [-1, 1].
-
-    All its random numbers come from one draw (one op: this runs three times per example).
 
     Args:
       image: uint8 [H, W, 3], any size.
@@ -158,15 +180,84 @@ def augment(image, size, seed, randcrop_prob=0.5):
     Returns:
       uint8 [size, size, 3].
     """
-    u = tf.random.stateless_uniform([2 + 4 * CROP_ATTEMPTS], seed, dtype=tf.float64)
-
-    def _random_window():
-        shape = tf.shape(image)
-        u_window = tf.reshape(u[2:], [4, CROP_ATTEMPTS])
-        window = _window_from_uniforms(u_window, shape[0], shape[1], CROP_SCALE, CROP_RATIO)
-        return _crop(image, window)
-
-    window = tf.cond(u[0] < randcrop_prob, _random_window, lambda: image)
+    shape = tf.shape(image)
+    params = augment_params(seed, shape[0], shape[1], randcrop_prob)
+    window = _crop(image, params[:4])  # The whole image is a slice TF forwards without a copy.
     # Flipped before resizing: the same result, on fewer pixels when the image is the larger.
-    window = tf.cond(u[1] < 0.5, lambda: tf.reverse(window, axis=[1]), lambda: window)
+    window = tf.cond(params[4] > 0, lambda: tf.reverse(window, axis=[1]), lambda: window)
     return resize(window, size)
+
+
+def _taps(offset, length, mirror, size):
+    """Source indices and weights of bilinear resizing (half-pixel centres) along one axis.
+
+    For each image b and output position o: the two source positions `lower`, `upper` (absolute
+    indices in the uncropped image) and the weight `lerp` of `upper`, with TF's ResizeBilinear
+    arithmetic (float32 position (o + 0.5) * length / size - 0.5, clamped to the window), so
+    results equal `resize` of the cropped window. `mirror` reads the window right to left.
+    """
+    length_f = tf.cast(length, tf.float32)[:, None]  # [B, 1]
+    scale = length_f / float(size)
+    pos = (tf.range(size, dtype=tf.float32)[None] + 0.5) * scale - 0.5  # [B, size]
+    pos_floor = tf.floor(pos)
+    last = length[:, None] - 1
+    lower = tf.maximum(tf.cast(pos_floor, tf.int32), 0)
+    upper = tf.minimum(tf.cast(tf.math.ceil(pos), tf.int32), last)
+    mirror = mirror[:, None] > 0
+    lower = tf.where(mirror, last - lower, lower) + offset[:, None]
+    upper = tf.where(mirror, last - upper, upper) + offset[:, None]
+    return lower, upper, pos - pos_floor
+
+
+def crop_resize_flip(images, params, size):
+    """Applies `augment_params` choices to a batch: crop, resize to `size`, mirror, per image.
+
+    Equal to `augment` image by image for windows no larger than `size` (always the case when
+    the images are `size` already, as in training), up to float rounding that can move a rare
+    pixel by one level. Made of gathers and element-wise ops on the whole batch, so it runs on
+    an accelerator, where it costs next to nothing (see `finish_batch`).
+
+    Args:
+      images: uint8 [B, H, W, 3].
+      params: int32 [B, 5] from `augment_params` (top, left, crop_height, crop_width, flip).
+      size: output side in pixels.
+
+    Returns:
+      uint8 [B, size, size, 3].
+    """
+    images = tf.convert_to_tensor(images)
+    params = tf.convert_to_tensor(params, tf.int32)
+    top, left, crop_h, crop_w, flip = tf.unstack(params, axis=1)
+    x_lo, x_hi, x_lerp = _taps(left, crop_w, flip, size)
+    y_lo, y_hi, y_lerp = _taps(top, crop_h, tf.zeros_like(flip), size)
+    # Columns first, then rows: the order of ResizeBilinear's kernel, hence its rounding.
+    left_px = tf.cast(tf.gather(images, x_lo, axis=2, batch_dims=1), tf.float32)
+    right_px = tf.cast(tf.gather(images, x_hi, axis=2, batch_dims=1), tf.float32)
+    cols = left_px + (right_px - left_px) * x_lerp[:, None, :, None]  # [B, H, size, 3]
+    upper_px = tf.gather(cols, y_lo, axis=1, batch_dims=1)
+    lower_px = tf.gather(cols, y_hi, axis=1, batch_dims=1)
+    out = upper_px + (lower_px - upper_px) * y_lerp[:, :, None, None]
+    return tf.cast(out + 0.5, tf.uint8)  # Half up, as `resize` (values lie within [0, 255]).
+
+
+CROPS_KEY = "crops"  # A training batch's augmentation parameters, when it is left to the device.
+
+
+def finish_batch(batch):
+    """Completes a training batch on the device: augmentation (if left to it) and normalisation.
+
+    A batch from `pipeline.train_dataset(..., augment_on="device")` holds decoded uint8 images
+    and, under `CROPS_KEY`, int32 [B, 3, 5] parameters for x_real, x_ref, x_ref2; they are
+    applied by `crop_resize_flip`. Every uint8 image is then mapped to float32 [-1, 1]
+    (`normalize`). Float images pass through.
+
+    Returns:
+      The batch without `CROPS_KEY`, images float32 in [-1, 1].
+    """
+    batch = dict(batch)
+    crops = batch.pop(CROPS_KEY, None)
+    if crops is not None:
+        for j, key in enumerate(("x_real", "x_ref", "x_ref2")):
+            size = batch[key].shape[1]
+            batch[key] = crop_resize_flip(batch[key], crops[:, j], size)
+    return {k: normalize(v) if v.dtype == tf.uint8 else v for k, v in batch.items()}

@@ -188,6 +188,7 @@ def train_dataset(
     shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
     start_step=0,
     normalize=True,
+    augment_on="host",
 ):
     """Endless balanced training batches of one input pipeline.
 
@@ -226,16 +227,27 @@ def train_dataset(
         images, a quarter of the bytes to copy to the accelerator, which the trainer normalises
         there (on a GPU that costs nothing, on the input pipeline's CPU threads a sixth of the
         decoding time at 512 px).
+      augment_on: "host" augments each image in the pipeline. "device" leaves the crops,
+        resizes and flips to the training step: the pipeline only decodes (and resizes images
+        not of img_size) and adds the random choices as `augment.CROPS_KEY`, int32 [B, 3, 5];
+        `augment.finish_batch` applies them on the accelerator, with the same result as "host"
+        (up to a rare pixel one level apart). On a GPU this takes the resampling (as costly as
+        the decoding at 512 px) off the CPU threads that feed it. With `normalize`, the
+        pipeline applies them itself. Images not of img_size are resized before the crop
+        (two resamplings instead of "host"'s one).
 
     Returns:
       A `tf.data.Dataset` of dicts with
         x_real, x_ref, x_ref2: float32 [B, img_size, img_size, 3] in [-1, 1] (uint8 [0, 255]
           when not `normalize`);
         y_org, y_trg: int32 [B];
-        z_trg, z_trg2: float32 [B, latent_dim].
+        z_trg, z_trg2: float32 [B, latent_dim];
+        and with augment_on="device" and not `normalize`, `augment.CROPS_KEY`: int32 [B, 3, 5].
     """
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}.")
+    if augment_on not in ("host", "device"):
+        raise ValueError(f'augment_on must be "host" or "device", got {augment_on!r}.')
     source = open_source(source)
     _check_source(source, img_size)
     num_domains = source.num_domains
@@ -288,30 +300,31 @@ def train_dataset(
         examples = examples.skip(start_step * replicas * batch_size)
 
     def make_example(k, rec):
-        x = [
-            augment.augment(decode(rec["image"][j]), img_size, k[4 + j], randcrop_prob)
-            for j in range(3)
-        ]  # 3 x uint8 [S, S, 3]
-        return {
-            "x_real": x[0],
+        images = [decode(rec["image"][j]) for j in range(3)]
+        example = {
             "y_org": tf.cast(rec["label"][0], tf.int32),
-            "x_ref": x[1],
-            "x_ref2": x[2],
             "y_trg": tf.cast(rec["label"][1], tf.int32),
             "z_trg": tf.random.stateless_normal([latent_dim], k[2]),
             "z_trg2": tf.random.stateless_normal([latent_dim], k[3]),
         }
+        if augment_on == "host":
+            x = [augment.augment(images[j], img_size, k[4 + j], randcrop_prob) for j in range(3)]
+        else:
+            x = [augment.resize(image, img_size) for image in images]
+            example[augment.CROPS_KEY] = tf.stack([
+                augment.augment_params(k[4 + j], img_size, img_size, randcrop_prob)
+                for j in range(3)
+            ])  # [3, 5]
+        example.update(x_real=x[0], x_ref=x[1], x_ref2=x[2])  # uint8 [S, S, 3] each
+        return example
 
     examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
     batches = examples.batch(batch_size, drop_remainder=True).prefetch(_PREFETCH_BATCHES)
     if not normalize:
         return batches.with_options(deterministic_options())
 
-    def to_float(batch):
-        return {k: augment.normalize(v) if k.startswith("x_") else v for k, v in batch.items()}
-
     # Normalised after the prefetch buffer, which (like the map's in-flight results) holds uint8.
-    return batches.map(to_float).with_options(deterministic_options())
+    return batches.map(augment.finish_batch).with_options(deterministic_options())
 
 
 def _eval_map(img_size):

@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 RESUMABLE_CHANGES = frozenset({
     "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
     "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
-    "nan_policy", "fault_nan_step",
+    "nan_policy", "fault_nan_step", "augment_on",
     "eval_every", "inception", "inception_weights", "alexnet_weights", "lpips_weights",
     "num_outs_per_domain",
 })
@@ -43,6 +43,8 @@ class TrainConfig:
       lr, f_lr: learning rates (f_lr: the mapping network); beta1, beta2, weight_decay: Adam.
       ema_beta: EMA decay of the test networks.
       randcrop_prob: probability of the random resized crop.
+      augment_on: "device": the training step crops, resizes and flips (the input pipeline only
+        decodes); "host": the input pipeline does. The same images either way.
       jit_compile: compile the step with XLA; mixed_precision: "", mixed_float16, mixed_bfloat16.
       wing_path: the FAN weights (wing.ckpt) for w_hpf > 0.
       cpu_devices: split the CPU into this many logical devices (0: no split); for testing the
@@ -81,6 +83,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     ema_beta: float = 0.999
     randcrop_prob: float = 0.5
+    augment_on: str = "device"
     jit_compile: bool = False
     mixed_precision: str = ""
     wing_path: str = ""
@@ -123,6 +126,8 @@ class TrainConfig:
                             "mixed_bfloat16 or nothing")
         if not 0 <= self.randcrop_prob <= 1:
             problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
+        if self.augment_on not in ("device", "host"):
+            problems.append(f"--augment_on={self.augment_on!r}: use device or host")
         if not 0 <= self.ema_beta < 1:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
         if self.nan_policy not in NAN_POLICIES:

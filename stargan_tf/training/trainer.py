@@ -189,8 +189,9 @@ class Trainer:
 
     def _replica_step(self, batch, step, stop):
         c, nets = self.config, self.nets
-        # uint8 images (the pipeline's `normalize=False`) are mapped to [-1, 1] here, on the device.
-        batch = {k: augment.normalize(v) if v.dtype == tf.uint8 else v for k, v in batch.items()}
+        # Here, on the device: the crops, resizes and flips the pipeline left to it
+        # (augment_on="device"), and uint8 images (`normalize=False`) mapped to [-1, 1].
+        batch = augment.finish_batch(batch)
         x_real, y_org, y_trg = batch["x_real"], batch["y_org"], batch["y_trg"]
         if c.fault_nan_step is not None:  # fault injection for tests of --nan_policy
             x_real = tf.where(step + 1 == c.fault_nan_step, x_real * float("nan"), x_real)
