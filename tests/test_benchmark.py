@@ -1,6 +1,7 @@
 """tools/benchmark.py and the FLOP counter it reports with (stargan_tf/perf)."""
 
 import json
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -75,3 +76,17 @@ def test_benchmark_tool_json_on_a_tiny_model():
 def test_benchmark_tool_usage_errors():
     assert_usage_error(run_command([sys.executable, BENCHMARK, "--preset=nope"]), "preset")
     assert_usage_error(run_command([sys.executable, BENCHMARK, "--iters=0"]), "--iters")
+
+
+def test_input_benchmark_reports_each_pipeline():
+    # tools/benchmark_input.py on tiny images: every row is measured and compared with raw
+    # decoding (the numbers themselves are for the README, not for a test).
+    status, out, err = run_command([
+        sys.executable, REPO / "tools" / "benchmark_input.py", "--sizes=48", "--num_images=12",
+        "--batch_size=2", "--seconds=0.2", "--rounds=1"])
+    assert status == 0, err[-3000:]
+    assert "48 px" in out and "raw decode_jpeg" in out
+    for name in ("pipeline", "host-aug", "+device", "device alone"):
+        (line,) = [l for l in out.splitlines() if l.strip().startswith(name + " ")]
+        rate, ratio = re.search(r" (\d+) images/s .*: ([\d.]+)x raw images/s", line).groups()
+        assert float(rate) > 0 and float(ratio) > 0, line
