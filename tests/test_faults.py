@@ -86,7 +86,9 @@ def test_kill_9_at_random_times_then_resume(split, tmp_path):
     resumed = []
     for trial in range(KILL_TRIALS):
         run = Run(split, work, tmp_path / f"trial{trial}.log", *flags)
-        run.wait_for(STEP_LINE.pattern)
+        # Two step lines: the checkpoint of the first step is complete (a kill before any is
+        # complete leaves nothing to resume from, rightly), then a kill at a random time.
+        run.wait_for(r"(?s)step \d+/\d+ \|.*step \d+/\d+ \|")
         time.sleep(rng.uniform(0, 2.5))
         run.proc.send_signal(signal.SIGKILL)
         assert run.wait() == -signal.SIGKILL
@@ -253,3 +255,57 @@ def test_checkpoint_write_on_a_full_disk(split, tmp_path):
     again = Run(split, work, tmp_path / "c.log", *common, "--total_iters=4")
     assert again.wait() == 0, again.text()[-3000:]
     assert "at step 2" in again.text() and assert_loads_and_finite(ckpt / "ckpt-4") == 4
+
+
+def test_checkpoint_saver_never_names_deleted_files(tmp_path):
+    # tf.train.CheckpointManager deletes the oldest checkpoint before it rewrites the state file
+    # without it: a kill in between left a state file naming files that were gone (10 kill -9
+    # trials caught it). CheckpointSaver rewrites the state file first.
+    from stargan_tf.training import recovery
+
+    v = tf.Variable(0.0)
+    ckpt = tf.train.Checkpoint(v=v)
+    d = str(tmp_path / "ckpts")
+    saver = recovery.CheckpointSaver(ckpt, d, max_to_keep=3)
+    deleted_while_named = []
+    real_delete = recovery.delete_checkpoint
+
+    def watching_delete(directory, step):
+        # Whenever a file is deleted, the state file must not name that checkpoint any more.
+        if step in recovery.named_steps(directory):
+            deleted_while_named.append(step)
+        real_delete(directory, step)
+
+    recovery.delete_checkpoint = watching_delete
+    try:
+        for step in range(1, 7):
+            v.assign(float(step))
+            saver.save(step)
+            named = recovery.named_steps(d)
+            assert named == list(range(max(1, step - 2), step + 1)), named
+            for s in named:
+                assert assert_loads_and_finite(f"{d}/ckpt-{s}") is None  # loads (no step variable)
+    finally:
+        recovery.delete_checkpoint = real_delete
+    assert deleted_while_named == []
+    assert sorted(recovery.candidate_steps(d)) == [4, 5, 6]
+    # An old checkpoint left unnamed (a save killed while deleting) goes at the next save.
+    for name in os.listdir(f"{d}"):
+        if name.startswith("ckpt-6."):
+            (tmp_path / "ckpts" / name.replace("ckpt-6", "ckpt-2")).write_bytes(
+                (tmp_path / "ckpts" / name).read_bytes())
+    saver.save(7)
+    assert recovery.named_steps(d) == [5, 6, 7]
+    assert not [n for n in os.listdir(d) if n.startswith(("ckpt-2.", "ckpt-4."))]
+    # Resumed from an older step (--resume_step=5): later checkpoints are replaced one by one.
+    v.assign(50.0)
+    saver.save(6)
+    assert recovery.named_steps(d) == [5, 7, 6]
+    assert tf.train.latest_checkpoint(d).endswith("ckpt-6")
+    # On start, a state file naming a missing checkpoint (left by TensorFlow's manager) is
+    # repaired; the newest loadable one is restored.
+    for name in os.listdir(d):
+        if name.startswith("ckpt-5."):
+            os.remove(os.path.join(d, name))
+    assert recovery.restore_newest_valid(ckpt, d) == 6 and float(v.numpy()) == 50.0
+    assert recovery.named_steps(d) == [7, 6]  # 6 stays the latest

@@ -6,6 +6,12 @@ save killed part-way never becomes "latest". What a crash can still leave: the t
 half-merged `ckpt-N` that the state file does not name, or (disk trouble, a copy gone wrong) a
 named checkpoint whose files are damaged. The trainer tries the candidates newest first; the
 damaged ones are moved aside into `corrupt/`, never deleted.
+
+`CheckpointSaver` replaces `tf.train.CheckpointManager` for saving: the manager deletes the
+oldest checkpoint *before* it rewrites the state file without it, so a kill in between leaves a
+state file naming files that are gone (seen in the kill -9 trials). Here the state file is
+rewritten first, then the old files go; a kill in between leaves only unnamed old files, which
+the next save removes.
 """
 
 import fcntl
@@ -32,28 +38,22 @@ def prefix(directory, step):
 
 
 def candidate_steps(directory):
-    """Steps of the checkpoints in `directory`, newest first: those the state file names and any
-    complete-looking `ckpt-N.index` beside them (a save killed before the state file was
-    rewritten; loading it decides whether it is whole)."""
-    steps = set()
+    """Steps of the checkpoints in `directory`, in the order to try them: any complete-looking
+    `ckpt-N.index` newer than the state file's latest (a save killed before the state file was
+    rewritten; loading it decides whether it is whole), then the state file's checkpoints, latest
+    first, then other older files."""
     if not tf.io.gfile.isdir(directory):
         return []
-    try:
-        state = tf.train.get_checkpoint_state(directory)
-    except Exception as e:  # noqa: BLE001 - a garbled state file is one of the faults handled
-        logging.warning("The checkpoint state file in %s does not parse (%s); looking for "
-                        "checkpoint files instead.", directory, e)
-        state = None
-    if state is not None:
-        for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
-            m = INDEX_RE.match(os.path.basename(path) + ".index")
-            if m:
-                steps.add(int(m.group(1)))
+    named = named_steps(directory, warn=True)
+    files = set()
     for name in tf.io.gfile.listdir(directory):
         m = INDEX_RE.match(name)
         if m:
-            steps.add(int(m.group(1)))
-    return sorted(steps, reverse=True)
+            files.add(int(m.group(1)))
+    latest = named[-1] if named else -1
+    unnamed = sorted(files - set(named), reverse=True)
+    return ([s for s in unnamed if s > latest] + named[::-1]
+            + [s for s in unnamed if s < latest])
 
 
 def remove_partial_writes(directory):
@@ -84,9 +84,81 @@ def quarantine(directory, step):
 
 
 def rewrite_state(directory, steps):
-    """Points the state file at the checkpoints of `steps` (oldest first; the last is latest)."""
+    """Points the state file (rewritten atomically) at the checkpoints of `steps`, oldest first:
+    the last is the latest."""
     paths = [prefix(directory, s) for s in steps]
     tf.compat.v1.train.update_checkpoint_state(directory, paths[-1], all_model_checkpoint_paths=paths)
+
+
+def _exists(directory, step):
+    return tf.io.gfile.exists(prefix(directory, step) + ".index")
+
+
+def named_steps(directory, warn=False):
+    """Steps the state file names, oldest first (latest last); [] without a readable one."""
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as e:  # noqa: BLE001 - a garbled state file is one of the faults handled
+        if warn:
+            logging.warning("The checkpoint state file in %s does not parse (%s); looking for "
+                            "checkpoint files instead.", directory, e)
+        return []
+    if state is None:
+        return []
+    steps = []
+    for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
+        m = INDEX_RE.match(os.path.basename(path) + ".index")
+        if m:
+            step = int(m.group(1))
+            steps = [s for s in steps if s != step] + [step]  # The latest goes last.
+    return steps
+
+
+def delete_checkpoint(directory, step):
+    """Deletes the files of checkpoint `step` (index first: without it, no reader takes the data
+    files for a checkpoint)."""
+    base = f"ckpt-{step}"
+    names = tf.io.gfile.listdir(directory)
+    for name in sorted(names, key=lambda n: not n.endswith(".index")):
+        if name == base + ".index" or name.startswith(base + ".data-"):
+            tf.io.gfile.remove(os.path.join(directory, name))
+
+
+class CheckpointSaver:
+    """Writes `ckpt-<step>` checkpoints into a directory and keeps the `max_to_keep` newest.
+
+    Each save: the checkpoint is written (TensorFlow writes shards to a temp directory and merges
+    them into place), the state file is rewritten atomically to name it and the kept ones, and
+    only then are the older files deleted. "Newest" is the order of saving, as for
+    `tf.train.CheckpointManager`: a run resumed from an older step (--resume_step) replaces the
+    later checkpoints one save at a time.
+    """
+
+    def __init__(self, checkpoint, directory, max_to_keep):
+        self.checkpoint = checkpoint
+        self.directory = directory
+        self.max_to_keep = max_to_keep
+        # Created on first access: restoring creates it too and then expects it in the file
+        # (checkpoints written by tf.train.CheckpointManager have it), so every save writes it.
+        checkpoint.save_counter  # noqa: B018
+
+    def save(self, step):
+        """Saves checkpoint `step`; returns its path prefix."""
+        self.checkpoint.save_counter.assign_add(1)
+        path = self.checkpoint.write(prefix(self.directory, step))
+        previous = [s for s in named_steps(self.directory) if s != step]
+        kept = [s for s in previous if _exists(self.directory, s)]
+        kept = kept[max(0, len(kept) - (self.max_to_keep - 1)):] if self.max_to_keep > 1 else []
+        rewrite_state(self.directory, kept + [step])
+        # The state file no longer names them: deleting them can be cut short safely. Unnamed
+        # checkpoints older than the kept ones (left by a save killed while deleting) go too.
+        oldest_kept = min(kept + [step])
+        for name in tf.io.gfile.listdir(self.directory):
+            m = INDEX_RE.match(name)
+            if m and int(m.group(1)) not in kept + [step] and (
+                    int(m.group(1)) in previous or int(m.group(1)) < oldest_kept):
+                delete_checkpoint(self.directory, int(m.group(1)))
+        return path
 
 
 def restore_newest_valid(checkpoint, directory, chief=True):
@@ -110,12 +182,19 @@ def restore_newest_valid(checkpoint, directory, chief=True):
                             reason)
             failed.append((step, reason))
             continue
+        named = named_steps(directory)
+        dangling = [s for s in named if not _exists(directory, s)]
+        if chief and (failed or dangling or not named or named[-1] != step):
+            # The state file first (atomically), so that a kill never leaves it naming moved
+            # files: the loadable checkpoints it named, in their order, and this one as latest.
+            bad = {b for b, _ in failed}
+            rewrite_state(directory, [s for s in named if s != step and s not in bad
+                                      and _exists(directory, s)] + [step])
         if failed and chief:
             for bad, _ in failed:
                 dest = quarantine(directory, bad)
             logging.warning("Resuming from step %d; the damaged checkpoint(s) of step %s were "
                             "moved to %s.", step, ", ".join(str(b) for b, _ in failed), dest)
-            rewrite_state(directory, sorted(s for s in steps if s <= step))
         return step
     if failed:
         raise UserError(f"No checkpoint in {directory} loads ({'; '.join(f'ckpt-{s}: {r}' for s, r in failed)}). "
@@ -154,4 +233,5 @@ class WorkdirLock:
 
 
 __all__ = ["candidate_steps", "remove_partial_writes", "quarantine", "rewrite_state",
-           "restore_newest_valid", "WorkdirLock"]
+           "named_steps", "delete_checkpoint", "CheckpointSaver", "restore_newest_valid",
+           "WorkdirLock"]

@@ -136,8 +136,7 @@ class Trainer:
         )
         directory = self.ckpt_dir if self.chief else os.path.join(
             config.workdir, f".worker-tmp-{strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, directory, max_to_keep=config.keep_checkpoints, step_counter=self.step)
+        self.manager = recovery.CheckpointSaver(self.checkpoint, directory, config.keep_checkpoints)
         self._train_step = self._make_train_step()
         self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
                        if self.chief else tf.summary.create_noop_writer())
@@ -326,10 +325,6 @@ class Trainer:
             if step is None:
                 return 0
             path = recovery.prefix(self.ckpt_dir, step)
-            # The manager re-reads the state file, which the recovery may have rewritten.
-            self.manager = tf.train.CheckpointManager(
-                self.checkpoint, self.manager.directory, max_to_keep=c.keep_checkpoints,
-                step_counter=self.step)
         logging.info("Resumed from %s at step %d.", path, int(self.step.numpy()))
         return int(self.step.numpy())
 
@@ -363,7 +358,7 @@ class Trainer:
             raise NonFiniteLoss(f"step {int(self.step.numpy())}: weights {', '.join(bad[:3])} are "
                                 "NaN/Inf; not saving them. The last checkpoint is untouched.")
         try:
-            path = self.manager.save(checkpoint_number=self.step)
+            path = self.manager.save(int(self.step.numpy()))
         except (tf.errors.OpError, OSError) as e:
             if self.chief:
                 recovery.remove_partial_writes(self.ckpt_dir)  # give the space back
