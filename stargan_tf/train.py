@@ -55,10 +55,11 @@ flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay, added to the gradient
                    "Adam does.")
 flags.DEFINE_float("ema_beta", 0.999, "Decay of the exponential moving average of G, F and E.")
 flags.DEFINE_float("randcrop_prob", 0.5, "Probability of the random resized crop augmentation.")
-flags.DEFINE_enum("augment_on", "device", ["device", "host"],
+flags.DEFINE_enum("augment_on", "auto", ["auto", "device", "host"],
                   "Where the augmentation (random resized crop, flip) runs: 'device' in the "
-                  "training step, so the input pipeline's CPU threads only decode (the same "
-                  "images; resuming may switch), or 'host' in the input pipeline.")
+                  "training step on the accelerator, so the input pipeline's CPU threads only "
+                  "decode; 'host' in the input pipeline; 'auto' = device when a GPU or TPU is "
+                  "visible, else host. The same images either way (resuming may switch).")
 # Speed and devices.
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"],
@@ -180,7 +181,7 @@ def main(argv):
     val_source = open_source(FLAGS.val_data) if FLAGS.val_data else source
     config = build_config(source)
 
-    from stargan_tf.data.pipeline import train_dataset
+    from stargan_tf.data.pipeline import resolve_augment_on, train_dataset
     import tensorflow as tf
 
     from stargan_tf.training.preemption import PREEMPTED_EXIT_CODE, Preempted
@@ -189,13 +190,16 @@ def main(argv):
     strategy = make_strategy(FLAGS.cpu_devices)
     logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
 
+    augment_on = resolve_augment_on(config.augment_on)
+    logging.info("Augmentation on the %s.", augment_on)
+
     def dataset_fn(ctx, start_step):
         return train_dataset(source, config.model.img_size,
                              ctx.get_per_replica_batch_size(config.batch_size),
                              config.model.latent_dim, config.seed,
                              randcrop_prob=config.randcrop_prob, input_context=ctx,
                              start_step=start_step, normalize=False,
-                             augment_on=config.augment_on)
+                             augment_on=augment_on)
 
     grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
                               config.model.num_domains)

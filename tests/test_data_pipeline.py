@@ -223,6 +223,29 @@ def _test_image(height=40, width=48):
     )
 
 
+def test_domain_streams_read_only_their_shards(tmp_path):
+    # A split written by the TFRecord writer holds one domain per shard (dataset.json's
+    # shard_domains): a domain's stream opens its shards only. Shown by removing the other
+    # domains' shards: reading domain 1 still works and yields all of its records.
+    from stargan_tf.data import format as data_format
+    from stargan_tf.data import tfrecords
+
+    tree = tmp_path / "tree"
+    coded = dh.coded_images([5, 3, 4], S)
+    dh.write_image_folder(str(tree), {name: coded[f"d{d}"] for d, name in enumerate("abc")})
+    images = tfrecords.find_images(str(tree))
+    split = tmp_path / "split"
+    tfrecords.write_split(str(tree), images, str(split), S, num_shards=6, workers=1)
+    meta = data_format.read_metadata(str(split))
+    assert meta["shard_domains"] == [0, 0, 0, 1, 2, 2]
+    source = pipeline.open_source(str(split))
+    for name, d in zip(meta["shards"], meta["shard_domains"]):
+        if d != 1:
+            os.remove(split / name)
+    names = sorted(r["filename"].numpy().decode() for r in source.read(3, 1))
+    assert names == ["b/0000.png", "b/0001.png", "b/0002.png"]
+
+
 def test_device_augmentation_gives_the_host_batches(unbalanced_split):
     # augment_on="device": the pipeline only decodes and adds the crop/flip choices; the step
     # applies them (augment.finish_batch). The batches must be those of augment_on="host".
@@ -265,6 +288,10 @@ def test_crop_resize_flip_equals_augment(size, prob):
     assert (p[:, 2:4] < size).any() and p[:, 4].any() and not p[:, 4].all()
     with pytest.raises(ValueError, match="augment_on"):
         pipeline.train_dataset("unused", S, 4, LATENT, seed=0, augment_on="gpu")
+    # "auto": the device when there is an accelerator; this machine's tests run on a CPU.
+    expected = "device" if tf.config.list_physical_devices("GPU") else "host"
+    assert pipeline.resolve_augment_on("auto") == expected
+    assert pipeline.resolve_augment_on("device") == "device"
 
 
 _AUGMENT_FUNCTIONS = {

@@ -175,9 +175,16 @@ def test_records_hold_exactly_the_good_images(tree, written):
     for filename, label, _, x in records:
         assert DOMAINS[label] == filename.split("/")[0], filename
         assert x.shape == (IMG_SIZE, IMG_SIZE, 3) and x.dtype == np.uint8, (filename, x.shape)
-    # Shuffled across shards: the labels are not in domain order.
+    # One domain per shard, as dataset.json says; shuffled within the domain.
+    meta = json.loads((split_dir / "dataset.json").read_text())
+    assert meta["shard_domains"] == [0, 1, 2]
     labels = [y for _, y, _, _ in records]
-    assert labels != sorted(labels)
+    assert labels == sorted(labels)
+    shuffled = []
+    for d, domain in enumerate(DOMAINS):
+        names = [f for f, y, _, _ in records if y == d]
+        shuffled.append(names != sorted(names))
+    assert any(shuffled)
     assert summary.counts == (6, 6, 2) and summary.num_examples == len(GOOD)
 
 
@@ -228,6 +235,7 @@ def test_dataset_json(written):
         "shards": [f"data-{i:05d}-of-00003.tfrecord" for i in range(3)],
         "shard_bytes": [(split_dir / f"data-{i:05d}-of-00003.tfrecord").stat().st_size
                         for i in range(3)],
+        "shard_domains": [0, 1, 2],
     }
     # Nothing but the split's files: no temporary shard or json left behind.
     assert sorted(os.listdir(split_dir)) == sorted(meta["shards"] + ["dataset.json", "skipped.txt"])
@@ -309,6 +317,14 @@ def test_an_existing_split_needs_overwrite(tree, tmp_path):
     assert len(read_split(out)) == len(GOOD)
 
 
+def test_plan_shards_per_domain():
+    assert tfrecords.plan_shards([6, 6, 2], 3) == [0, 1, 2]
+    assert tfrecords.plan_shards([6, 6, 2], 1) == [0, 1, 2]  # at least one per domain
+    assert tfrecords.plan_shards([5153, 4739, 4738], 8) == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert tfrecords.plan_shards([100, 10], 11) == [0] * 10 + [1]
+    assert tfrecords.plan_shards([2, 1], 10) == [0, 0, 1]  # never more shards than images
+
+
 def test_auto_num_shards():
     assert tfrecords.auto_num_shards(10, 256) == 1
     assert tfrecords.auto_num_shards(14630, 256) == 8  # AFHQ train: as format.py's example
@@ -339,7 +355,8 @@ def test_cli_train_and_val(tree, tmp_path):
     for split in ("train", "val"):
         meta = json.loads((out / split / "dataset.json").read_text())
         assert meta["domains"] == DOMAINS and meta["counts"] == [6, 6, 2]
-        assert meta["shards"] == ["data-00000-of-00002.tfrecord", "data-00001-of-00002.tfrecord"]
+        # --num_shards 2 for 3 domains: one shard per domain at least.
+        assert meta["shards"] == [f"data-{i:05d}-of-00003.tfrecord" for i in range(3)]
         assert f"{split}: 14 images in 3 domains" in stdout
         assert f"{split}: 19/19 images" in stderr  # the progress line, at its end
         assert len((out / split / "skipped.txt").read_text().splitlines()) == len(BAD)

@@ -50,7 +50,9 @@ def synthetic_image(rng, size):
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_split(split_dir, size, num_images, num_shards=4):
+def write_split(split_dir, size, num_images, shards_per_domain=2):
+    """A split of synthetic JPEG records in the layout tools/make_tfrecords.py writes (one
+    domain per shard); returns the mean JPEG size in bytes."""
     import json
 
     import tensorflow as tf
@@ -59,6 +61,7 @@ def write_split(split_dir, size, num_images, num_shards=4):
 
     rng = np.random.default_rng(0)
     domains = ["a", "b", "c"]
+    num_shards = shards_per_domain * len(domains)
     shards = [
         data_format.SHARD_PATTERN.format(index=i, count=num_shards) for i in range(num_shards)
     ]
@@ -71,7 +74,8 @@ def write_split(split_dir, size, num_images, num_shards=4):
         Image.fromarray(synthetic_image(rng, size)).save(buf, format="JPEG", quality=95)
         total_bytes += buf.tell()
         name = f"{domains[label]}/{counts[label]:05d}.jpg"
-        writers[n % num_shards].write(data_format.make_example(buf.getvalue(), label, name))
+        shard = label * shards_per_domain + counts[label] % shards_per_domain
+        writers[shard].write(data_format.make_example(buf.getvalue(), label, name))
         counts[label] += 1
     for w in writers:
         w.close()
@@ -83,6 +87,7 @@ def write_split(split_dir, size, num_images, num_shards=4):
         "counts": counts,
         "num_examples": num_images,
         "shards": shards,
+        "shard_domains": [d for d in range(len(domains)) for _ in range(shards_per_domain)],
     }
     with open(os.path.join(split_dir, data_format.METADATA_FILE), "w") as f:
         json.dump(meta, f)

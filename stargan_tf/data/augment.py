@@ -28,20 +28,22 @@ CROP_ATTEMPTS = 10  # torchvision's tries before it falls back to a central crop
 
 
 def _window_from_uniforms(u, height, width, scale, ratio):
-    """torchvision's window choice, given its random numbers u: float64 [4, attempts] in [0, 1)."""
+    """torchvision's window choice, given its random numbers u: float64 [..., 4, attempts] in
+    [0, 1); int32 [..., 4] windows (any leading batch shape, one image size)."""
     h_f = tf.cast(height, tf.float64)
     w_f = tf.cast(width, tf.float64)
+    u0, u1, u2, u3 = tf.unstack(u, axis=-2)  # each [..., attempts]
     # Float64 and round-half-to-even, as torchvision computes in Python.
-    area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u[0])
+    area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u0)
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    aspect = tf.exp(log_lo + (log_hi - log_lo) * u[1])
-    crop_w = tf.round(tf.sqrt(area * aspect))  # [attempts]
+    aspect = tf.exp(log_lo + (log_hi - log_lo) * u1)
+    crop_w = tf.round(tf.sqrt(area * aspect))  # [..., attempts]
     crop_h = tf.round(tf.sqrt(area / aspect))
     fits = (crop_w >= 1) & (crop_w <= w_f) & (crop_h >= 1) & (crop_h <= h_f)
     # torch.randint(0, n + 1): a uniform integer in [0, n].
-    top = tf.floor(u[2] * (h_f - crop_h + 1))
-    left = tf.floor(u[3] * (w_f - crop_w + 1))
-    candidates = tf.stack([top, left, crop_h, crop_w], axis=1)  # [attempts, 4]
+    top = tf.floor(u2 * (h_f - crop_h + 1))
+    left = tf.floor(u3 * (w_f - crop_w + 1))
+    candidates = tf.stack([top, left, crop_h, crop_w], axis=-1)  # [..., attempts, 4]
 
     # Fallback: a central crop, the whole image unless its aspect ratio is outside `ratio`.
     in_ratio = w_f / h_f
@@ -49,10 +51,13 @@ def _window_from_uniforms(u, height, width, scale, ratio):
     fb_h = tf.where(in_ratio < ratio[0], tf.round(w_f / ratio[0]), h_f)
     fallback = tf.stack([tf.floor((h_f - fb_h) / 2), tf.floor((w_f - fb_w) / 2), fb_h, fb_w])
 
-    candidates = tf.concat([candidates, fallback[None]], axis=0)  # [attempts + 1, 4]
-    fits = tf.concat([fits, [True]], axis=0)
-    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)  # The first that fits.
-    return tf.cast(candidates[first], tf.int32)  # [4]: top, left, crop_height, crop_width
+    lead = tf.shape(u)[:-2]
+    fallback = tf.broadcast_to(fallback, tf.concat([lead, [1, 4]], 0))
+    candidates = tf.concat([candidates, fallback], axis=-2)  # [..., attempts + 1, 4]
+    fits = tf.concat([fits, tf.ones(tf.concat([lead, [1]], 0), tf.bool)], axis=-1)
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=-1, output_type=tf.int32)  # The first fit.
+    window = tf.gather(candidates, first, axis=-2, batch_dims=len(u.shape) - 2)
+    return tf.cast(window, tf.int32)  # [..., 4]: top, left, crop_height, crop_width
 
 
 def crop_window(seed, height, width, scale=CROP_SCALE, ratio=CROP_RATIO, attempts=CROP_ATTEMPTS):
@@ -140,6 +145,31 @@ def random_flip_left_right(image, seed, prob=0.5):
     return tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
+def augment_uniforms(seed):
+    """All the random numbers of one image's augmentation: float64 [2 + 4 * CROP_ATTEMPTS]
+    (one op: this runs three times per example)."""
+    return tf.random.stateless_uniform([2 + 4 * CROP_ATTEMPTS], seed, dtype=tf.float64)
+
+
+def params_from_uniforms(u, height, width, randcrop_prob=0.5):
+    """`augment_params` of a batch of images of one size, from their `augment_uniforms`.
+
+    Args:
+      u: float64 [N, 2 + 4 * CROP_ATTEMPTS].
+      height, width: the images' size in pixels.
+      randcrop_prob: probability of the random resized crop.
+
+    Returns:
+      int32 [N, 5] (see `augment_params`).
+    """
+    u = tf.convert_to_tensor(u, tf.float64)
+    u_window = tf.reshape(u[:, 2:], [-1, 4, CROP_ATTEMPTS])
+    window = _window_from_uniforms(u_window, height, width, CROP_SCALE, CROP_RATIO)  # [N, 4]
+    whole = tf.stack([0, 0, tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
+    window = tf.where((u[:, 0] < randcrop_prob)[:, None], window, whole[None])
+    return tf.concat([window, tf.cast(u[:, 1:2] < 0.5, tf.int32)], axis=1)
+
+
 def augment_params(seed, height, width, randcrop_prob=0.5):
     """The random choices of `augment` for one image, as numbers.
 
@@ -152,16 +182,7 @@ def augment_params(seed, height, width, randcrop_prob=0.5):
       int32 [5]: top, left, crop_height, crop_width (the whole image when no crop is drawn),
       flip (1 = mirror). `augment` and the batched `crop_resize_flip` apply them.
     """
-    # All the random numbers from one draw (one op: this runs three times per example).
-    u = tf.random.stateless_uniform([2 + 4 * CROP_ATTEMPTS], seed, dtype=tf.float64)
-    whole = tf.stack([0, 0, tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
-    u_window = tf.reshape(u[2:], [4, CROP_ATTEMPTS])
-    window = tf.cond(
-        u[0] < randcrop_prob,
-        lambda: _window_from_uniforms(u_window, height, width, CROP_SCALE, CROP_RATIO),
-        lambda: whole,
-    )
-    return tf.concat([window, [tf.cast(u[1] < 0.5, tf.int32)]], axis=0)
+    return params_from_uniforms(augment_uniforms(seed)[None], height, width, randcrop_prob)[0]
 
 
 def augment(image, size, seed, randcrop_prob=0.5):

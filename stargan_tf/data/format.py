@@ -14,10 +14,13 @@ dataset.json::
 
     {"format": "stargan_tf.tfrecords", "version": 1, "img_size": 256,
      "domains": ["cat", "dog", "wild"], "counts": [5153, 4739, 4738], "num_examples": 14630,
-     "shards": ["data-00000-of-00008.tfrecord", ...], "shard_bytes": [67108412, ...]}
+     "shards": ["data-00000-of-00008.tfrecord", ...], "shard_bytes": [67108412, ...],
+     "shard_domains": [0, 0, 0, 1, 1, 1, 2, 2]}
 
-`shard_bytes` (absent in splits written before it existed) lets a reader notice a truncated or
-swapped shard before training starts instead of hours into it.
+`shard_bytes` lets a reader notice a truncated or swapped shard before training starts instead of
+hours into it. `shard_domains` says which domain's images each shard holds (each holds one
+domain's), so a reader of one domain opens its shards only. Splits written before either
+existed lack them: their shards are not checked, and mix domains (readers filter by label).
 """
 
 import json

@@ -42,6 +42,7 @@ _PARSE_BATCH = 64  # Records parsed per call.
 # Training batches made ahead of the consumer. The fused map-and-batch stage before it already
 # works several batches ahead; iterator checkpoints save both stages' batches.
 _PREFETCH_BATCHES = 1
+_UNIFORMS = "_augment_uniforms"  # Per-example key of the augmentation's random numbers.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,29 +102,14 @@ def _split_dir_source(split_dir):
         )
     data_format.check_shard_sizes(split_dir, meta)
 
+    shard_domains = meta.get("shard_domains")
+
     def read(shuffle_seed, domain=None):
-        if shuffle_seed is None or len(files) == 1:
-            serialized = tf.data.TFRecordDataset(files)
-        else:
-            # Reading several shards round-robin mixes records the writer stored far apart.
-            names = tf.data.Dataset.from_tensor_slices(files)
-            names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-            serialized = names.interleave(
-                tf.data.TFRecordDataset,
-                cycle_length=min(len(files), _MAX_OPEN_SHARDS),
-                block_length=1,
-            )
-
-        # Parsed (and filtered) 64 at a time: per-record function calls would cost more than
-        # the parsing itself, and every domain's stream reads the whole split.
-        def parse(batch):
-            records = tf.io.parse_example(batch, data_format.FEATURES)
-            if domain is not None:
-                keep = tf.equal(records["label"], domain)
-                records = {k: tf.boolean_mask(v, keep) for k, v in records.items()}
-            return records
-
-        return serialized.batch(_PARSE_BATCH).map(parse).unbatch()
+        files_read = files
+        if domain is not None and shard_domains is not None:
+            # One domain's shards only (each holds one domain): 1/num_domains of the reading.
+            files_read = [f for f, d in zip(files, shard_domains) if d == domain]
+        return _read_shards(files_read, shuffle_seed, domain)
 
     return Source(
         name=split_dir,
@@ -132,6 +118,43 @@ def _split_dir_source(split_dir):
         img_size=meta.get("img_size"),
         read=read,
     )
+
+
+def _read_shards(files, shuffle_seed, domain):
+    """One pass over the records of `files` (those of label `domain` unless None), in shard
+    order, or in a shuffled shard order with `shuffle_seed`."""
+    if shuffle_seed is None or len(files) == 1:
+        serialized = tf.data.TFRecordDataset(files)
+    else:
+        # Reading several shards round-robin mixes records the writer stored far apart.
+        names = tf.data.Dataset.from_tensor_slices(files)
+        names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+        serialized = names.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), _MAX_OPEN_SHARDS),
+            block_length=1,
+        )
+
+    # Parsed (and filtered) 64 at a time: per-record function calls would cost more than the
+    # parsing itself. (The filter keeps every record of a one-domain shard.)
+    def parse(batch):
+        records = tf.io.parse_example(batch, data_format.FEATURES)
+        if domain is not None:
+            keep = tf.equal(records["label"], domain)
+            records = {k: tf.boolean_mask(v, keep) for k, v in records.items()}
+        return records
+
+    return serialized.batch(_PARSE_BATCH).map(parse).unbatch()
+
+
+def resolve_augment_on(augment_on):
+    """"auto" -> "device" when a GPU or TPU is visible (resampling is nearly free there and the
+    CPU threads feeding it only decode), else "host" (on a CPU, the batched gathers of
+    `augment.crop_resize_flip` cost several times the per-image resize)."""
+    if augment_on != "auto":
+        return augment_on
+    accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
+    return "device" if accelerators else "host"
 
 
 def _check_source(source, img_size):
@@ -311,15 +334,23 @@ def train_dataset(
             x = [augment.augment(images[j], img_size, k[4 + j], randcrop_prob) for j in range(3)]
         else:
             x = [augment.resize(image, img_size) for image in images]
-            example[augment.CROPS_KEY] = tf.stack([
-                augment.augment_params(k[4 + j], img_size, img_size, randcrop_prob)
-                for j in range(3)
-            ])  # [3, 5]
+            # The random numbers here; the crop windows from them once per batch (fewer ops).
+            example[_UNIFORMS] = tf.stack([augment.augment_uniforms(k[4 + j]) for j in range(3)])
         example.update(x_real=x[0], x_ref=x[1], x_ref2=x[2])  # uint8 [S, S, 3] each
         return example
 
+    def crops_from_uniforms(batch):
+        u = batch.pop(_UNIFORMS)  # [B, 3, U]
+        crops = augment.params_from_uniforms(tf.reshape(u, [-1, u.shape[-1]]), img_size,
+                                             img_size, randcrop_prob)
+        batch[augment.CROPS_KEY] = tf.reshape(crops, [-1, 3, 5])
+        return batch
+
     examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    batches = examples.batch(batch_size, drop_remainder=True).prefetch(_PREFETCH_BATCHES)
+    batches = examples.batch(batch_size, drop_remainder=True)
+    if augment_on == "device":
+        batches = batches.map(crops_from_uniforms)
+    batches = batches.prefetch(_PREFETCH_BATCHES)
     if not normalize:
         return batches.with_options(deterministic_options())
 

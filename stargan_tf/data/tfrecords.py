@@ -17,8 +17,10 @@ Each image becomes one 8-bit RGB img_size x img_size record (`prepare_image`):
 
 `write_split` writes one split: shards under temporary names, renamed when complete, and
 `dataset.json` last, through a temporary file and `os.replace`, so a crash never leaves a
-dataset.json pointing at half-written shards. Records are shuffled across shards with a seeded
-permutation (every shard holds a mix of domains); the output does not depend on the worker count.
+dataset.json pointing at half-written shards. Each shard holds the images of one domain (in a
+seeded random order; `shard_domains` in dataset.json says which), so that the training
+pipeline's stream of a domain reads that domain's shards only; a domain gets shards in
+proportion to its images, at least one. The output does not depend on the worker count.
 
 TensorFlow is imported only when a split is written, so that bad inputs fail fast.
 """
@@ -295,6 +297,23 @@ class SplitSummary:
         return (self.num_examples + len(self.skipped)) / max(self.seconds, 1e-9)
 
 
+def plan_shards(counts, num_shards):
+    """The domain of each shard: about `num_shards` shards (at least one per domain), split
+    between the domains in proportion to their image counts (largest remainders), in domain
+    order. Returns a list of domain ids, one per shard."""
+    total = sum(counts)
+    num_shards = max(num_shards, len(counts))
+    exact = [num_shards * c / total for c in counts]
+    shares = [max(1, min(c, int(e))) for c, e in zip(counts, exact)]
+    by_remainder = sorted(range(len(counts)), key=lambda d: exact[d] - int(exact[d]), reverse=True)
+    for d in by_remainder:
+        if sum(shares) >= num_shards:
+            break
+        if shares[d] < counts[d]:
+            shares[d] += 1
+    return [d for d, n in enumerate(shares) for _ in range(n)]
+
+
 def auto_num_shards(num_images, img_size, image_format="jpeg"):
     """Shards of about TARGET_SHARD_BYTES, from an estimate of the encoded size of an image."""
     estimate = num_images * img_size * img_size * BYTES_PER_PIXEL[image_format]
@@ -458,8 +477,19 @@ def write_split(
     check_no_empty_domains(images, root)
     items = [(path, label) for label, domain in enumerate(domains) for path in images[domain]]
     random.Random(seed).shuffle(items)
+    items.sort(key=lambda item: item[1])  # Stable: each domain's images stay shuffled.
     total = len(items)
     num_shards = min(num_shards or auto_num_shards(total, img_size, image_format), total)
+    shard_domains = plan_shards([len(images[d]) for d in domains], num_shards)
+    num_shards = len(shard_domains)
+    first_shard = [shard_domains.index(d) for d in range(len(domains))]
+    per_domain = [shard_domains.count(d) for d in range(len(domains))]
+    position = [0] * len(domains)  # Index of each item within its domain.
+    item_shard = []
+    for _, label in items:
+        n = len(images[domains[label]])
+        item_shard.append(first_shard[label] + position[label] * per_domain[label] // n)
+        position[label] += 1
     workers = workers or os.cpu_count() or 1
 
     prepare_split_dir(split_dir, overwrite)
@@ -477,8 +507,8 @@ def write_split(
     results = _prepared_in_order(items, prepare, workers)
     try:
         for i, ((path, label), (data, reason)) in enumerate(zip(items, results)):
-            # Contiguous runs of the shuffled list: one shard open at a time, none skipped.
-            writer.advance_to(i * num_shards // total)
+            # Contiguous runs of the list: one shard open at a time, none skipped.
+            writer.advance_to(item_shard[i])
             if data is not None and not _is_utf8(path):
                 data, reason = None, "file name is not UTF-8 (records store names as UTF-8)"
             if data is None:
@@ -512,6 +542,7 @@ def write_split(
         "num_examples": sum(counts),
         "shards": writer.names,
         "shard_bytes": [os.path.getsize(os.path.join(split_dir, n)) for n in writer.names],
+        "shard_domains": shard_domains,
     }
     # Last, and atomically: dataset.json exists only once every shard it names is complete.
     _write_json_atomically(os.path.join(split_dir, fmt.METADATA_FILE), meta)

@@ -44,7 +44,8 @@ class TrainConfig:
       ema_beta: EMA decay of the test networks.
       randcrop_prob: probability of the random resized crop.
       augment_on: "device": the training step crops, resizes and flips (the input pipeline only
-        decodes); "host": the input pipeline does. The same images either way.
+        decodes); "host": the input pipeline does; "auto": device when a GPU or TPU is visible.
+        The same images either way.
       jit_compile: compile the step with XLA; mixed_precision: "", mixed_float16, mixed_bfloat16.
       wing_path: the FAN weights (wing.ckpt) for w_hpf > 0.
       cpu_devices: split the CPU into this many logical devices (0: no split); for testing the
@@ -83,7 +84,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     ema_beta: float = 0.999
     randcrop_prob: float = 0.5
-    augment_on: str = "device"
+    augment_on: str = "auto"
     jit_compile: bool = False
     mixed_precision: str = ""
     wing_path: str = ""
@@ -126,8 +127,8 @@ class TrainConfig:
                             "mixed_bfloat16 or nothing")
         if not 0 <= self.randcrop_prob <= 1:
             problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
-        if self.augment_on not in ("device", "host"):
-            problems.append(f"--augment_on={self.augment_on!r}: use device or host")
+        if self.augment_on not in ("auto", "device", "host"):
+            problems.append(f"--augment_on={self.augment_on!r}: use auto, device or host")
         if not 0 <= self.ema_beta < 1:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
         if self.nan_policy not in NAN_POLICIES:
