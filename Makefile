@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# Two pytest workers (pytest-xdist), a test file each at a time: many tests wait on subprocesses
+# and TensorFlow start-up, so two share the 2-core CI machine well. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not demo_accuracy and not faults" tests
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile -m "not demo_accuracy and not faults" tests
 
 # Fault injection in full: 10 kill -9 trials (make test runs 3), SIGTERM, NaN, damaged
 # checkpoints and shards, and SIGTERM to one worker of a localhost cluster (~10 minutes).
