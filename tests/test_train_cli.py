@@ -37,10 +37,13 @@ def test_train_then_resume(split, tmp_path):
     assert meta["train"]["lambda_ds"] == 2 and meta["provenance"]["tensorflow"]
 
     # A restart with more iterations resumes at step 2 and keeps λ_ds decaying with the step;
-    # the augmentation may move to the device (the same images: not a config change).
-    status, _, stderr = run_train(*common, "--total_iters=4", "--augment_on=device")
+    # the augmentation may move to the device (the same images: not a config change), here on
+    # 2 replicas (MirroredStrategy over 2 logical CPUs: each replica augments its own batch).
+    status, _, stderr = run_train(*common, "--total_iters=4", "--augment_on=device",
+                                  "--cpu_devices=2")
     assert status == 0, stderr[-3000:]
     assert "at step 2" in stderr and "Augmentation on the device." in stderr
+    assert "Training on 2 replica(s)" in stderr
     assert "step 4/4" in stderr and "G/lambda_ds=1.400" in stderr  # 2 * (1 - 3/10) at step 3
     assert (work / "checkpoints" / "ckpt-4.index").exists()
     nets = stargan_tf.load_networks(str(work))  # the EMA networks of the run
