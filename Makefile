@@ -31,7 +31,7 @@ test-faults: $(STAMP)
 	$(PY) -m pytest -q -s -m faults tests/test_distributed.py
 
 # The demo's acceptance check: trains configs/demo.cfg in full with each decoder (adain, modconv;
-# ~8 minutes each on 2 cores), then a classifier of the demo's shapes must see the target shape in
+# ~6 minutes each on 2 cores), then a classifier of the demo's shapes must see the target shape in
 # >= 70% of the translations. One decoder only: make test-demo DEMO_TESTS="-k 'modconv or classifier'".
 test-demo: $(STAMP)
 	$(PY) -m pytest -q -s -m demo_accuracy tests/test_demo.py $(DEMO_TESTS)

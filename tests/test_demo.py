@@ -4,7 +4,7 @@ The generator tests are fast; a short run of the real CLI (`python -m stargan_tf
 --flagfile=configs/demo.cfg`, cut to a few iterations) checks that the config trains and writes its
 grid and checkpoint.
 
-The tests marked `demo_accuracy` (`make test-demo`, ~8 minutes per decoder on a 2-core CPU; not
+The tests marked `demo_accuracy` (`make test-demo`, ~6 minutes per decoder on a 2-core CPU; not
 part of `make test`) train the whole config once per decoder (adain, modconv), as `make demo`
 does, then a small CNN trained on the
 demo's own labels (tests/demo_classifier.py) checks that translated images show the *target*
