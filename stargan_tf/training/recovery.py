@@ -70,16 +70,21 @@ def remove_partial_writes(directory):
                 tf.io.gfile.remove(path)
 
 
+def _files_of(directory, step):
+    """Names of the files of checkpoint `step` in `directory`: its index and data shards."""
+    base = f"ckpt-{step}"
+    return [name for name in tf.io.gfile.listdir(directory)
+            if name == base + ".index" or name.startswith(base + ".data-")]
+
+
 def quarantine(directory, step):
     """Moves the files of checkpoint `step` into `directory/corrupt/` (kept for inspection)."""
     dest = os.path.join(directory, CORRUPT_SUBDIR)
     tf.io.gfile.makedirs(dest)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"ckpt-{step}"
-    for name in tf.io.gfile.listdir(directory):
-        if name == base + ".index" or name.startswith(base + ".data-"):
-            tf.io.gfile.rename(os.path.join(directory, name),
-                               os.path.join(dest, f"{name}.{stamp}"), overwrite=True)
+    for name in _files_of(directory, step):
+        tf.io.gfile.rename(os.path.join(directory, name),
+                           os.path.join(dest, f"{name}.{stamp}"), overwrite=True)
     return dest
 
 
@@ -117,11 +122,8 @@ def named_steps(directory, warn=False):
 def delete_checkpoint(directory, step):
     """Deletes the files of checkpoint `step` (index first: without it, no reader takes the data
     files for a checkpoint)."""
-    base = f"ckpt-{step}"
-    names = tf.io.gfile.listdir(directory)
-    for name in sorted(names, key=lambda n: not n.endswith(".index")):
-        if name == base + ".index" or name.startswith(base + ".data-"):
-            tf.io.gfile.remove(os.path.join(directory, name))
+    for name in sorted(_files_of(directory, step), key=lambda n: not n.endswith(".index")):
+        tf.io.gfile.remove(os.path.join(directory, name))
 
 
 class CheckpointSaver:
@@ -149,15 +151,13 @@ class CheckpointSaver:
         previous = [s for s in named_steps(self.directory) if s != step]
         kept = [s for s in previous if _exists(self.directory, s)]
         kept = kept[max(0, len(kept) - (self.max_to_keep - 1)):] if self.max_to_keep > 1 else []
-        rewrite_state(self.directory, kept + [step])
+        kept.append(step)
+        rewrite_state(self.directory, kept)
         # The state file no longer names them: deleting them can be cut short safely. Unnamed
         # checkpoints older than the kept ones (left by a save killed while deleting) go too.
-        oldest_kept = min(kept + [step])
-        for name in tf.io.gfile.listdir(self.directory):
-            m = INDEX_RE.match(name)
-            if m and int(m.group(1)) not in kept + [step] and (
-                    int(m.group(1)) in previous or int(m.group(1)) < oldest_kept):
-                delete_checkpoint(self.directory, int(m.group(1)))
+        for old in candidate_steps(self.directory):
+            if old not in kept and (old in previous or old < min(kept)):
+                delete_checkpoint(self.directory, old)
         return path
 
 
