@@ -27,7 +27,7 @@ CONFIG = REPO / "configs" / "demo.cfg"
 # The training run of the session tests: the flagfile as `make demo` runs it, at most this long.
 TRAIN_TIMEOUT = 30 * 60
 # Translations judged per guidance: sources per domain x (num_domains - 1) targets each.
-SOURCES_PER_DOMAIN = 16
+SOURCES_PER_DOMAIN = 32
 MIN_TARGET_ACCURACY = 0.70
 MIN_CLASSIFIER_ACCURACY = 0.95
 
