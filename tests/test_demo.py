@@ -8,6 +8,7 @@ at least 70% of them. `make test` does this with the paper's AdaIN decoder; the 
 --decoder=modconv is marked `demo_accuracy` and left to `make test-demo`, which runs both.
 """
 
+import collections
 import json
 import re
 import subprocess
@@ -194,16 +195,22 @@ def test_cli_writes_then_finds_the_dataset(tmp_path):
     assert bad.returncode == 2 and "--output_dir is required" in bad.stderr
 
 
+def _config_lines():
+    """The flag lines of configs/demo.cfg (comment and blank lines dropped), stripped."""
+    lines = (line.strip() for line in CONFIG.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _config_flags():
+    """configs/demo.cfg as {flag name: value string}."""
+    return dict(line[2:].partition("=")[::2] for line in _config_lines())
+
+
 def test_config_is_a_valid_flagfile():
-    lines = [line.strip() for line in CONFIG.read_text().splitlines() if line.strip()]
-    flags = {}
-    for line in lines:
-        if line.startswith("#"):
-            continue
+    for line in _config_lines():
         # absl would read a trailing "# ..." as part of the value.
         assert line.startswith("--") and "#" not in line, line
-        name, _, value = line[2:].partition("=")
-        flags[name] = value
+    flags = _config_flags()
     assert flags["w_hpf"] == "0"
     for name in ("img_size", "dim_in", "max_conv_dim", "style_dim", "latent_dim", "batch_size",
                  "total_iters", "sample_every", "save_every", "print_every", "lambda_ds",
@@ -213,6 +220,9 @@ def test_config_is_a_valid_flagfile():
 
 
 # The demo training run, once per session and decoder.
+
+# What a demo run leaves: its workdir, and what the CLI logged (stderr).
+DemoRun = collections.namedtuple("DemoRun", ["workdir", "log"])
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +236,7 @@ def demo_data(tmp_path_factory):
                 params=["adain", pytest.param("modconv", marks=pytest.mark.demo_accuracy)])
 def demo_run(request, demo_data, tmp_path_factory):
     """Trains configs/demo.cfg with the CLI, as `make demo` does, with the paper's AdaIN decoder
-    and with the modulated-convolution one (--decoder=modconv); returns the workdir."""
+    and with the modulated-convolution one (--decoder=modconv)."""
     workdir = tmp_path_factory.mktemp(f"demo_{request.param}") / "run"
     cmd = [sys.executable, "-m", "stargan_tf.train", f"--flagfile={CONFIG}",
            f"--train_data={demo_data / 'train'}", f"--val_data={demo_data / 'val'}",
@@ -236,8 +246,7 @@ def demo_run(request, demo_data, tmp_path_factory):
                             timeout=TRAIN_TIMEOUT)
     assert result.returncode == 0, result.stderr[-5000:]
     print(f"\ndemo training ({request.param}): {time.monotonic() - start:.0f} s")
-    (workdir / "test_stderr.txt").write_text(result.stderr)
-    return workdir
+    return DemoRun(workdir, result.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -258,15 +267,13 @@ def test_classifier_knows_the_shapes(classifier, val_split):
 
 
 def test_run_logs_progress_and_leaves_a_grid_and_the_model(demo_run):
-    flags = dict(line[2:].split("=", 1) for line in CONFIG.read_text().splitlines()
-                 if line.startswith("--"))
+    flags = _config_flags()
     total = int(flags["total_iters"])
-    log = (demo_run / "test_stderr.txt").read_text()
     # Progress lines every --print_every steps: step, speed, ETA and losses.
     steps = [int(m) for m in re.findall(r"step (\d+)/%d \| [\d.]+ img/s \| [\d.]+ s/step \| ETA "
-                                        r"[\d:]+ \| D/latent/real=" % total, log)]
+                                        r"[\d:]+ \| D/latent/real=" % total, demo_run.log)]
     assert steps == list(range(int(flags["print_every"]), total + 1, int(flags["print_every"])))
-    final = demo_run / "samples" / f"{total:06d}.png"
+    final = demo_run.workdir / "samples" / f"{total:06d}.png"
     assert final.is_file()
     from PIL import Image
 
@@ -276,7 +283,7 @@ def test_run_logs_progress_and_leaves_a_grid_and_the_model(demo_run):
         assert grid.size == (7 * side - 2, 7 * side - 2)
     import stargan_tf
 
-    nets = stargan_tf.load_networks(str(demo_run))
+    nets = stargan_tf.load_networks(str(demo_run.workdir))
     assert nets.config.domain_names == demo.DOMAINS and nets.config.img_size == 32
 
 
@@ -306,7 +313,7 @@ def _translations(nets, x_val, y_val, guidance, seed=0):
 def test_translations_show_the_target_shape(demo_run, classifier, val_split, guidance):
     import stargan_tf
 
-    nets = stargan_tf.load_networks(str(demo_run))  # the EMA networks
+    nets = stargan_tf.load_networks(str(demo_run.workdir))  # the EMA networks
     fakes, targets = _translations(nets, *val_split, guidance)
     assert len(fakes) >= 32
     accuracy = demo_classifier.accuracy(classifier, fakes, targets)
