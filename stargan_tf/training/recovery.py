@@ -14,7 +14,6 @@ rewritten first, then the old files go; a kill in between leaves only unnamed ol
 the next save removes.
 """
 
-import fcntl
 import os
 import re
 import time
@@ -202,9 +201,51 @@ def restore_newest_valid(checkpoint, directory, chief=True):
     return None
 
 
+# Where the Windows lock sits: one byte far past the pid that the file holds, so that a refused
+# run can still read the holder's pid (Windows forbids reading a locked range).
+_WINDOWS_LOCK_OFFSET = 1 << 30
+
+
+def _try_lock(fd):
+    """Locks the open file `fd` for this process without waiting; False when another holds it.
+
+    The OS releases the lock when the process dies, even by kill -9. The platform modules are
+    imported here, not at module level, so that the training path imports on every OS."""
+    if os.name == "nt":
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd):
+    if os.name == "nt":
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class WorkdirLock:
     """An exclusive lock on a run directory, so two runs never write into one (released by the
-    kernel when the process dies, even by kill -9)."""
+    OS when the process dies, even by kill -9): flock on POSIX, msvcrt.locking on Windows."""
 
     def __init__(self, workdir):
         self.path = os.path.join(workdir, LOCK_FILE)
@@ -213,13 +254,12 @@ class WorkdirLock:
     def acquire(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise UserError(f"--workdir={os.path.dirname(self.path)} is in use by a running "
-                            f"training (pid {holder}); wait for it to end, or use another --workdir.") from None
+                            f"training (pid {holder}); wait for it to end, or use another "
+                            "--workdir.") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -227,7 +267,7 @@ class WorkdirLock:
 
     def release(self):
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            _unlock(self._fd)
             os.close(self._fd)
             self._fd = None
 
