@@ -94,5 +94,10 @@ def main(argv):
     print(f"Aligned {len(relpaths)} images into {FLAGS.output_dir}.")
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-align` and `python -m stargan_tf.align`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -97,7 +97,7 @@ def read_model_config(directory) -> ModelConfig:
     if not os.path.exists(path):
         raise ModelDirError(
             f"{directory} is not a stargan_tf model directory: it has no {CONFIG_FILE} "
-            "(convert an official checkpoint with tools/convert_pytorch_checkpoint.py, or train one)."
+            "(convert an official checkpoint with stargan-tf-convert, or train one)."
         )
     try:
         with open(path) as f:

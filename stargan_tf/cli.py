@@ -21,7 +21,11 @@ def fail(message, status=USAGE_ERROR):
 HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")
 
 
-def _parse_flags(argv):
+def _parse_flags(argv, expand_argv=None):
+    if expand_argv is not None:
+        argv, error = expand_argv(argv)
+        if error:
+            fail(error)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
@@ -33,8 +37,18 @@ def _parse_flags(argv):
         raise
 
 
-def run(main):
-    """Like `absl.app.run(main)`, but flag errors and UserErrors exit with status 2 and one line."""
+def run(main, expand_argv=None):
+    """Like `absl.app.run(main)`, but flag errors and UserErrors exit with status 2 and one line,
+    and TensorFlow starts quietly (stargan_tf/startup.py).
+
+    Args:
+      main: the tool's main(argv).
+      expand_argv: optional argv -> (argv, error message or None), applied before the flags are
+        parsed (e.g. `stargan_tf.recipes.expand_recipe_flags`); an error exits with status 2.
+    """
+    from stargan_tf import startup
+
+    startup.quiet_tensorflow()
 
     def guarded_main(argv):
         try:
@@ -42,4 +56,4 @@ def run(main):
         except UserError as e:
             fail(str(e))
 
-    app.run(guarded_main, flags_parser=_parse_flags)
+    app.run(guarded_main, flags_parser=lambda argv: _parse_flags(argv, expand_argv))

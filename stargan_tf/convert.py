@@ -1,14 +1,14 @@
-#!/usr/bin/env python3
 """Converts an official StarGAN v2 PyTorch checkpoint into a stargan_tf model directory.
 
-  python tools/convert_pytorch_checkpoint.py \\
+  stargan-tf-convert \\
       --checkpoint expr/checkpoints/afhq/100000_nets_ema.ckpt --out converted/afhq \\
       --domain_names cat,dog,wild
 
 The model config (img_size, style_dim, latent_dim, num_domains, max_conv_dim, dim_in, w_hpf) is
 inferred from the tensor shapes; a flag (or a flagfile such as configs/afhq256.cfg) states a value
 instead, and a value that contradicts the file is an error naming the tensor. The file is read with torch.load(weights_only=True): it can run no code.
-Load the result with `stargan_tf.load_networks(OUT)`.
+Load the result with `stargan_tf.load_networks(OUT)`. `python -m stargan_tf.convert` is the same
+command; tools/convert_pytorch_checkpoint.py, its old path, still calls it.
 
 Face models (w_hpf > 0) need the FAN face-landmark network for their masks: the official CelebA-HQ
 checkpoints hold it (entry `fan`) and it is converted with them; for a file without it, pass
@@ -97,6 +97,11 @@ def main(argv):
     )
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-convert` and `python -m stargan_tf.convert`."""
     flags.mark_flags_as_required(["checkpoint", "out"])
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

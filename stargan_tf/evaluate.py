@@ -97,5 +97,10 @@ def main(argv):
     print(f"Wrote {path} ({means}).")
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-evaluate` and `python -m stargan_tf.evaluate`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

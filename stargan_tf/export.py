@@ -59,5 +59,10 @@ def main(argv):
           f"{c.img_size}, domains {','.join(c.domain_names)}).")
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-export` and `python -m stargan_tf.export`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

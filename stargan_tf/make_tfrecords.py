@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Writes image folders as TFRecord shards for training (the layout of stargan_tf/data/format.py).
 
-  python tools/make_tfrecords.py --train_dir data/afhq/train --val_dir data/afhq/val \\
+  stargan-tf-make-tfrecords --train_dir data/afhq/train --val_dir data/afhq/val \\
       --output_dir data/afhq_tfrecords --img_size 256
 
 Input: root/<domain>/ folders; the domains are the sorted sub-folder names (hidden ones left out),
@@ -15,6 +14,9 @@ original bytes. Files that cannot be used (empty, truncated, corrupt, not an ima
 
 Output: OUT/train/ (and OUT/val/, with train's domain list): data-*-of-*.tfrecord shards with the
 records shuffled across them (seeded), and dataset.json, written last.
+
+`python -m stargan_tf.make_tfrecords` is the same command; tools/make_tfrecords.py, its old path,
+still calls it.
 """
 
 import os
@@ -96,6 +98,11 @@ def main(argv):
         print(tfrecords.format_summary(name, summary), flush=True)
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-make-tfrecords` and `python -m stargan_tf.make_tfrecords`."""
     flags.mark_flags_as_required(["train_dir", "output_dir", "img_size"])
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -76,5 +76,10 @@ def main(argv):
           + ", ".join(os.path.basename(p) for p in written))
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-sample` and `python -m stargan_tf.sample`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,8 +1,9 @@
-"""Trains StarGAN v2: `python -m stargan_tf.train --flagfile=configs/afhq256.cfg --workdir=DIR`.
+"""Trains StarGAN v2: `stargan-tf-train --recipe=afhq256 --train_data=SPLIT --workdir=DIR`.
 
-Reads a TFRecord split written by tools/make_tfrecords.py (or tfds:NAME[:split]), trains with the
-official recipe on every local device (MirroredStrategy) or across machines
-(MultiWorkerMirroredStrategy when TF_CONFIG names a cluster), and writes under --workdir:
+`python -m stargan_tf.train` is the same command. Reads a TFRecord split written by
+stargan-tf-make-tfrecords (or tfds:NAME[:split]), trains with the official recipe on every local
+device (MirroredStrategy) or across machines (MultiWorkerMirroredStrategy when TF_CONFIG names a
+cluster), and writes under --workdir:
 checkpoints/ (resumed from on restart), samples/*.png (the fixed sample grid), logs/
 (TensorBoard) and config.json. `stargan_tf.load_networks(workdir)` loads the EMA networks.
 """
@@ -13,13 +14,17 @@ import sys
 
 from absl import flags, logging
 
-from stargan_tf import cli, model_flags
+from stargan_tf import cli, model_flags, recipes
 from stargan_tf.errors import UserError, describe
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("recipe", None, "A training recipe shipped with the package, read as the "
+                    "--flagfile of its file at this place in the command line: flags after it "
+                    f"override its values. The recipes: {', '.join(recipes.names())} "
+                    "(stargan_tf/configs/NAME.cfg).")
 # Data and run.
 flags.DEFINE_string("train_data", None, "Training split: a directory written by "
-                    "tools/make_tfrecords.py (OUT/train) or tfds:NAME[:split].")
+                    "stargan-tf-make-tfrecords (OUT/train) or tfds:NAME[:split].")
 flags.DEFINE_string("val_data", "", "Validation split (same forms), used for the sample grid "
                     "and --eval_every; default: the training split.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples, TensorBoard logs and "
@@ -34,7 +39,7 @@ flags.DEFINE_integer("keep_checkpoints", 3, "Keep this many of the latest checkp
 flags.DEFINE_integer("resume_step", None, "Resume from the checkpoint of this step (default: "
                      "the latest in --workdir).")
 flags.DEFINE_string("init_from", "", "Model directory to initialise the networks from, e.g. an "
-                    "official checkpoint converted by tools/convert_pytorch_checkpoint.py.")
+                    "official checkpoint converted by stargan-tf-convert.")
 flags.DEFINE_integer("seed", 777, "Seed of the data pipeline and the sample grid (official: 777).")
 flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "
                      "runs and resumes, somewhat slower.")
@@ -175,6 +180,9 @@ def main(argv):
         raise UserError("--train_data and --workdir are required (see --help).")
     if FLAGS.img_size < 32 or FLAGS.img_size & (FLAGS.img_size - 1):
         raise UserError(f"--img_size={FLAGS.img_size} is not a power of two >= 32 (e.g. 256, 512).")
+    if FLAGS.recipe:  # its flags are already in FLAGS (read as a --flagfile)
+        logging.info("Recipe %s: %s, overridden by the flags after it.", FLAGS.recipe,
+                     recipes.path(FLAGS.recipe))
     from stargan_tf.data.pipeline import open_source
 
     source = open_source(FLAGS.train_data)
@@ -214,10 +222,15 @@ def main(argv):
     except tf.errors.DataLossError as e:  # a shard damaged after dataset.json was checked
         raise UserError(f"reading --train_data={config.train_data} failed: "
                         f"{describe(e)}. A shard is damaged: copy the split again "
-                        "or write it again with tools/make_tfrecords.py; then run the same "
+                        "or write it again with stargan-tf-make-tfrecords; then run the same "
                         "command, which resumes from the last checkpoint.") from None
     logging.info("Done: %s", config.workdir)
 
 
+def run():
+    """Entry point of `stargan-tf-train` and `python -m stargan_tf.train`."""
+    cli.run(main, expand_argv=recipes.expand_recipe_flags)
+
+
 if __name__ == "__main__":
-    cli.run(main)
+    run()

@@ -93,5 +93,10 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-if __name__ == "__main__":
+def run():
+    """Entry point of `stargan-tf-translate` and `python -m stargan_tf.translate`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

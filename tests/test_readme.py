@@ -1,6 +1,7 @@
 """The README's conversion command and Python snippet, run as a new user would run them."""
 
 import ast
+import os
 import re
 import shlex
 import subprocess
@@ -37,10 +38,13 @@ def test_readme_conversion_and_translation(small64_dir, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, [90, 120, 3], np.uint8)).save(
         tmp_path / "cat.jpg")
 
-    command = shlex.split(readme_block("bash", "convert_pytorch_checkpoint.py").strip())
-    assert command[:2] == ["python", "tools/convert_pytorch_checkpoint.py"]
-    command = [sys.executable, str(REPO / command[1])] + command[2:]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    command = shlex.split(readme_block("bash", "stargan-tf-convert").strip())
+    assert command[0] == "stargan-tf-convert"
+    # The README's rule: a console script `stargan-tf-X` is `python -m stargan_tf.X` (the
+    # installed scripts themselves are run by tests/test_packaging.py).
+    command = [sys.executable, "-m", "stargan_tf.convert"] + command[1:]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "converted" / "afhq" / "config.json").exists()
 

@@ -1,7 +1,7 @@
 """Plain image folders, `root/<domain>/**/*.{jpg,jpeg,png,webp}`, for sampling and evaluation.
 
 Domains are the sorted names of root's sub-folders (as the official code and
-tools/make_tfrecords.py have them); each domain's images are found recursively and sorted by
+stargan-tf-make-tfrecords have them); each domain's images are found recursively and sorted by
 their path, so a folder always reads in the same order.
 """
 

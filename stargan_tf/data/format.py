@@ -1,4 +1,4 @@
-"""The on-disk layout of a dataset split written by `tools/make_tfrecords.py`.
+"""The on-disk layout of a dataset split written by `stargan-tf-make-tfrecords`.
 
     OUT/<split>/                      one directory per split ("train", "val")
     OUT/<split>/data-00000-of-00008.tfrecord, ...   shards of tf.train.Example records
@@ -65,7 +65,7 @@ def read_metadata(split_dir):
     if not os.path.exists(path):
         raise UserError(
             f"{split_dir} is not a dataset split: it has no {METADATA_FILE} "
-            "(write one with tools/make_tfrecords.py)."
+            "(write one with stargan-tf-make-tfrecords)."
         )
     try:
         with open(path) as f:
@@ -89,7 +89,8 @@ def check_shard_sizes(split_dir, meta):
             raise UserError(
                 f"{path} is {actual} bytes, but {METADATA_FILE} recorded {expected}: the shard is "
                 f"{'truncated' if actual < expected else 'not the one written'} (an interrupted "
-                "copy?). Copy it again, or write the split again with tools/make_tfrecords.py.")
+                "copy?). Copy it again, or write the split again with stargan-tf-make-tfrecords "
+                "(python -m stargan_tf.make_tfrecords).")
 
 
 def shard_paths(split_dir, meta=None):

@@ -98,7 +98,7 @@ def _split_dir_source(split_dir):
     if missing:
         raise UserError(
             f"{split_dir}/{data_format.METADATA_FILE} lists shards that do not exist: "
-            f"{', '.join(missing[:3])}. Write the split again with tools/make_tfrecords.py."
+            f"{', '.join(missing[:3])}. Write the split again with stargan-tf-make-tfrecords."
         )
     data_format.check_shard_sizes(split_dir, meta)
 

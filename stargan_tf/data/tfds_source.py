@@ -4,15 +4,17 @@
   --train_data=tfds:imagefolder:/root_dir[:split]   root_dir/<split>/<label>/<image> files
 
 NAME is what `tfds.builder` takes ("name", "name/config", "name/config:1.2.0"); the split
-defaults to "train" and may be a TFDS split expression ("train[:90%]"). The dataset needs an "image" feature and a
-`ClassLabel` "label" feature: the label is the domain, and the domain names are the label's
+defaults to "train" and may be a TFDS split expression ("train[:90%]"). The dataset needs an
+"image" feature and a `ClassLabel` "label" feature: the label is the domain, and the domain names are the label's
 names. Named datasets are read from `data_dir` (default: TFDS's, $TFDS_DATA_DIR or
 ~/tensorflow_datasets) and prepared there first when they are not yet (which may download).
 `imagefolder` uses `tfds.folder_dataset.ImageFolder`: nothing to prepare, no network.
 
 The domain counts come from one pass over the split's labels when the source is opened (TFDS
-records no per-label counts). Images are read still encoded (`tfds.decode.SkipDecoding`), so the pipelines decode, augment and
-buffer them exactly as they do records of a TFRecord split.
+records no per-label counts). Images are read still encoded (`tfds.decode.SkipDecoding`), so the
+pipelines decode, augment and buffer them exactly as they do records of a TFRecord split.
+
+tensorflow-datasets is an optional dependency: `pip install 'stargan_tf[tfds]'`.
 """
 
 import os
@@ -54,8 +56,18 @@ def parse_spec(spec):
     return name, split or DEFAULT_SPLIT, None
 
 
+def import_tfds():
+    """The tensorflow_datasets module; a UserError naming the extra when it is not installed."""
+    try:
+        import tensorflow_datasets as tfds  # Slow to import: only when a tfds: source is used.
+    except ImportError:
+        raise UserError("tfds: inputs need tensorflow-datasets, which is not installed: "
+                        "pip install 'stargan_tf[tfds]'.") from None
+    return tfds
+
+
 def _builder(name, root_dir, data_dir):
-    import tensorflow_datasets as tfds  # Slow to import: only when a tfds: source is used.
+    tfds = import_tfds()
 
     if root_dir is not None:
         if not os.path.isdir(root_dir):
@@ -81,8 +93,7 @@ def open_tfds_source(spec, data_dir=None):
       A `pipeline.Source`; its records' "filename" is the dataset's "image/filename" feature
       (relative to root_dir/split for imagefolder) when it has one, else the TFDS example id.
     """
-    import tensorflow_datasets as tfds
-
+    tfds = import_tfds()
     name, split, root_dir = parse_spec(spec)
     builder = _builder(name, root_dir, data_dir)
     features = builder.info.features

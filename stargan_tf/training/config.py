@@ -29,7 +29,7 @@ class TrainConfig:
 
     Attributes (official names; see `python -m stargan_tf.train --help` for each):
       model: the networks' config (num_domains and domain_names come from the data).
-      train_data, val_data: a split directory (tools/make_tfrecords.py) or tfds:NAME[:split].
+      train_data, val_data: a split directory (stargan-tf-make-tfrecords) or tfds:NAME[:split].
       workdir: checkpoints, samples and TensorBoard logs go under it.
       batch_size: global batch (over all replicas).
       total_iters: iterations to train (an iteration: D latent, D ref, G latent, G ref, EMA).
