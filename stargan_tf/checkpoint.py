@@ -3,6 +3,7 @@
 Layout of a model directory (written by the converter; training writes the same)::
 
     DIR/config.json            {"format": "stargan_tf", "version": 1, "model": {...}, "source": ...}
+    DIR/MODEL_CARD.md          what the model is, how it was made, its license (model_card.py)
     DIR/checkpoints/checkpoint tf.train.CheckpointManager's index of checkpoints
     DIR/checkpoints/ckpt-<step>.index, .data-*
 
@@ -17,6 +18,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from stargan_tf import model_card
 from stargan_tf.config import ModelConfig
 from stargan_tf.errors import UserError
 from stargan_tf.files import write_text_atomic
@@ -82,10 +84,10 @@ def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
     # The checkpoint is complete (index and data) before CheckpointManager records it as latest;
     # the config is written last, atomically, so a directory with a config is a usable one.
     path = manager.save(checkpoint_number=step)
-    write_json_atomic(
-        os.path.join(directory, CONFIG_FILE),
-        {"format": FORMAT, "version": VERSION, "model": networks.config.to_dict(), "source": source},
-    )
+    meta = {"format": FORMAT, "version": VERSION, "model": networks.config.to_dict(),
+            "source": source}
+    write_json_atomic(os.path.join(directory, CONFIG_FILE), meta)
+    model_card.write_card(directory, meta)  # what the weights are, how made, their license
     return path
 
 

@@ -6,7 +6,9 @@
 
 The model config (img_size, style_dim, latent_dim, num_domains, max_conv_dim, dim_in, w_hpf) is
 inferred from the tensor shapes; a flag (or a flagfile such as configs/afhq256.cfg) states a value
-instead, and a value that contradicts the file is an error naming the tensor. The file is read with torch.load(weights_only=True): it can run no code.
+instead, and a value that contradicts the file is an error naming the tensor. The file is read
+with torch.load(weights_only=True): it can run no code. The model directory gets a MODEL_CARD.md
+naming the file, its SHA-256 and the weights' license (CC BY-NC 4.0 for the official ones).
 Load the result with `stargan_tf.load_networks(OUT)`. `python -m stargan_tf.convert` is the same
 command; tools/convert_pytorch_checkpoint.py, its old path, still calls it.
 
@@ -25,15 +27,18 @@ from absl import flags, logging
 from stargan_tf import cli, model_flags
 from stargan_tf import official_checkpoint as oc
 from stargan_tf.errors import UserError
+from stargan_tf.model_card import file_sha256
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
+flags.DEFINE_string("checkpoint", None,
+                    "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
 flags.DEFINE_string("out", None, "Model directory to write (config.json + TF checkpoint).")
 model_flags.define_model_flags()
-flags.DEFINE_integer("step", None, "Training step to record; default: from the file name (100000_...).")
+flags.DEFINE_integer("step", None,
+                     "Training step to record; default: from the file name (100000_...).")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
-flags.DEFINE_string("wing_path", "", "FAN weights (the official wing.ckpt) to store with a w_hpf > 0 "
-                    "model whose checkpoint has no 'fan' entry; ignored otherwise.")
+flags.DEFINE_string("wing_path", "", "FAN weights (the official wing.ckpt) to store with a "
+                    "w_hpf > 0 model whose checkpoint has no 'fan' entry; ignored otherwise.")
 
 
 def step_from_filename(path):
@@ -49,7 +54,8 @@ def check_out_dir(out, overwrite):
 
 
 def write_model_dir(networks, out, step, ema, source):
-    """Writes into a temporary sibling directory, then renames it to `out`: no half-written output."""
+    """Writes into a temporary sibling directory, then renames it to `out`: no half-written
+    output."""
     from stargan_tf.checkpoint import save_networks
 
     parent = os.path.dirname(os.path.abspath(out))
@@ -83,15 +89,19 @@ def main(argv):
                 "%s has w_hpf=%g but no 'fan' entry: sampling and export will refuse the model "
                 "until it has the FAN; convert again with --wing_path=wing.ckpt (official "
                 "repository: bash download.sh wing).", FLAGS.checkpoint, config.w_hpf)
-    # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the trained.
+    # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the
+    # trained ones.
     ema = "_nets_ema" in os.path.basename(FLAGS.checkpoint) or "discriminator" not in state
     step = FLAGS.step if FLAGS.step is not None else step_from_filename(FLAGS.checkpoint)
-    source = {"official_checkpoint": os.path.abspath(FLAGS.checkpoint), "inferred": inferred}
+    # The card and config.json name the file and its SHA-256: which weights these are.
+    source = {"official_checkpoint": os.path.abspath(FLAGS.checkpoint),
+              "sha256": file_sha256(FLAGS.checkpoint), "step": step, "inferred": inferred}
     write_model_dir(networks, FLAGS.out, step, ema, source)
     nets = ", ".join([name for name, _ in networks.items()]
                      + (["fan"] if networks.fan is not None else []))
     print(
-        f"Converted {FLAGS.checkpoint} -> {FLAGS.out} ({'EMA' if ema else 'trained'} networks: {nets}; "
+        f"Converted {FLAGS.checkpoint} -> {FLAGS.out} ({'EMA' if ema else 'trained'} networks: "
+        f"{nets}; "
         f"step {step}; img_size {config.img_size}, {config.num_domains} domains "
         f"{','.join(config.domain_names)}, w_hpf {config.w_hpf:g})."
     )

@@ -13,9 +13,13 @@ are int64, one per image; image bytes are JPEG/PNG/GIF/BMP/WebP of any size):
   translate_style_bytes(image_bytes, style)                     -> x_fake_bytes
   style_from_reference_bytes(reference_bytes, target_domain)    -> s_trg
   domain_ids(domain_names)                                      -> target_domain
-  model_info()                                 -> domain_names, img_size, style_dim, latent_dim
+  model_info(dummy)                            -> domain_names, img_size, style_dim, latent_dim
 
 The domain names also travel as `assets/domain_names.txt` (one a line, in id order).
+`model_info` reads no input, but takes one, `dummy` (int64, any values, e.g. [0]): TF Serving's
+REST API refuses a request to a signature without inputs. Its outputs have no batch dimension, so
+REST clients call it in the columnar format, `{"signature_name": "model_info", "inputs":
+{"dummy": [0]}}`. An export carries MODEL_CARD.md (stargan_tf/model_card.py) beside the SavedModel.
 Bad inputs (a wrong image size, a domain id out of range, one batch size for images and another
 for domains, float images outside [-1, 1]) fail with an InvalidArgumentError saying which.
 """
@@ -189,7 +193,8 @@ class ServingFunctions:
         with tf.control_dependencies([check]):
             return {"target_domain": tf.identity(ids)}
 
-    def model_info(self):
+    def model_info(self, dummy):
+        del dummy  # Only there so that REST clients can call the signature (module docstring).
         c = self.config
         return {
             "domain_names": tf.constant(list(c.domain_names)),
@@ -227,7 +232,7 @@ class ServingFunctions:
                 self.style_from_reference_bytes, [reference_bytes, target_domain]
             ),
             "domain_ids": (self.domain_ids, [_spec([None], tf.string, "domain_names")]),
-            "model_info": (self.model_info, []),
+            "model_info": (self.model_info, [_spec([None], tf.int64, "dummy")]),
         }
 
 
@@ -273,7 +278,7 @@ def next_version(export_base):
     return max(versions, default=0) + 1
 
 
-def export_versioned(networks, export_base, version=None, image_format="png"):
+def export_versioned(networks, export_base, version=None, image_format="png", model_card=None):
     """Writes the SavedModel to `<export_base>/<version>/`, the layout TF Serving watches.
 
     It is written to a temporary directory beside it (a name TF Serving ignores) and renamed when
@@ -284,6 +289,7 @@ def export_versioned(networks, export_base, version=None, image_format="png"):
       export_base: the model's base directory (created if missing).
       version: a positive int; None = `next_version(export_base)`.
       image_format: encoding of the `*_bytes` outputs: "png" or "jpeg".
+      model_card: the text of MODEL_CARD.md to write beside the SavedModel (None: none).
 
     Returns:
       The version directory written.
@@ -305,6 +311,11 @@ def export_versioned(networks, export_base, version=None, image_format="png"):
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
     try:
         write_saved_model(networks, os.path.join(tmp, "model"), image_format)
+        if model_card is not None:  # TF Serving ignores other files beside the SavedModel
+            from stargan_tf.model_card import CARD_FILE
+
+            with open(os.path.join(tmp, "model", CARD_FILE), "w") as f:
+                f.write(model_card)
         os.rename(os.path.join(tmp, "model"), path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

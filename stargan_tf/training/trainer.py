@@ -346,10 +346,14 @@ class Trainer:
         if not self.chief:
             return
         os.makedirs(self.config.workdir, exist_ok=True)
-        write_json_atomic(os.path.join(self.config.workdir, CONFIG_FILE), {
+        meta = {
             "format": FORMAT, "version": VERSION, "schema_version": config_lib.SCHEMA_VERSION,
             "model": self.config.model.to_dict(), "train": self.config.to_dict(),
-            "provenance": config_lib.provenance()})
+            "provenance": config_lib.provenance()}
+        write_json_atomic(os.path.join(self.config.workdir, CONFIG_FILE), meta)
+        from stargan_tf import model_card
+
+        model_card.write_card(self.config.workdir, meta)
 
     def save(self):
         """Saves a checkpoint of the current step (never one with non-finite weights)."""
