@@ -51,3 +51,11 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info .pytest_cache
+
+# The product a `pip install` gives (tests/test_packaging.py): builds the wheel, installs it into
+# a fresh venv (TensorFlow etc. from pip, torch==2.13.0 for the torch extra) and runs every console
+# script from outside the checkout: --help, convert, make-tfrecords, 3 training steps of the demo
+# recipe, export, translate (several minutes; the install dominates).
+.PHONY: test-packaging
+test-packaging: $(STAMP)
+	$(PY) -m pytest -q -s -m packaging tests/test_packaging.py

@@ -37,6 +37,18 @@ def _parse_flags(argv, expand_argv=None):
         raise
 
 
+def _help_of(tool):
+    """Makes --help describe `tool` (its docstring and flags) when a console script or a
+    tools/ shim, not the tool's module itself, is __main__: absl documents __main__ only."""
+    main_module = sys.modules.get("__main__")
+    if tool is None or main_module is None or tool is main_module:
+        return
+    if tool.__doc__:
+        main_module.__doc__ = tool.__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(tool.__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run(main, expand_argv=None):
     """Like `absl.app.run(main)`, but flag errors and UserErrors exit with status 2 and one line,
     and TensorFlow starts quietly (stargan_tf/startup.py).
@@ -49,6 +61,7 @@ def run(main, expand_argv=None):
     from stargan_tf import startup
 
     startup.quiet_tensorflow()
+    _help_of(sys.modules.get(main.__module__))
 
     def guarded_main(argv):
         try:

@@ -34,23 +34,6 @@ def _dir_size(path):
     )
 
 
-def _model_card(directory, step, ema):
-    """MODEL_CARD.md of the export: the model directory's card facts, and what was exported."""
-    import json
-
-    import tensorflow as tf
-
-    from stargan_tf import checkpoint, model_card
-
-    with open(os.path.join(directory, checkpoint.CONFIG_FILE)) as f:
-        meta = json.load(f)
-    if step is None:  # the latest checkpoint, as loading took it
-        latest = tf.train.latest_checkpoint(os.path.join(directory, checkpoint.CHECKPOINT_SUBDIR))
-        step = int(latest.rsplit("-", 1)[1]) if latest else None
-    return model_card.card_text(meta, exported_from={"directory": os.path.abspath(directory),
-                                                     "step": step, "ema": ema})
-
-
 def main(argv):
     del argv  # Unused.
     if not FLAGS.checkpoint or not FLAGS.export_dir:
@@ -68,7 +51,9 @@ def main(argv):
 
     start = time.monotonic()
     networks, ema = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
-    card = _model_card(FLAGS.checkpoint, FLAGS.step, ema)
+    from stargan_tf import model_card
+
+    card = model_card.export_card(FLAGS.checkpoint, FLAGS.step, ema)
     path = serving.export_versioned(networks, FLAGS.export_dir, FLAGS.version, FLAGS.image_format,
                                     model_card=card)
     logging.info("Exported in %.1f s.", time.monotonic() - start)

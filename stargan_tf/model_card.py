@@ -10,6 +10,7 @@ The card is written from the model's config.json contents (no TensorFlow needed)
 """
 
 import hashlib
+import json
 import os
 
 from stargan_tf.files import write_text_atomic
@@ -51,8 +52,6 @@ def _init_from_official(train):
     path = os.path.join(init_from, "config.json") if init_from else ""
     if not path or not os.path.isfile(path):
         return None  # unknown: not given, or not readable here
-    import json
-
     try:
         with open(path) as f:
             return _is_official(json.load(f))
@@ -145,6 +144,21 @@ def card_text(meta, exported_from=None):
         lines.append("The terms of these weights are set by whoever made them.")
     lines += ["", CODE_LICENSE, ""]
     return "\n".join(lines)
+
+
+def export_card(directory, step, ema):
+    """The card of an export of model directory `directory` at `step` (None: its latest)."""
+    import tensorflow as tf
+
+    from stargan_tf import checkpoint
+
+    with open(os.path.join(directory, checkpoint.CONFIG_FILE)) as f:
+        meta = json.load(f)
+    if step is None:  # the latest checkpoint, as loading took it
+        latest = tf.train.latest_checkpoint(os.path.join(directory, checkpoint.CHECKPOINT_SUBDIR))
+        step = int(latest.rsplit("-", 1)[1]) if latest else None
+    return card_text(meta, exported_from={"directory": os.path.abspath(directory), "step": step,
+                                          "ema": ema})
 
 
 def write_card(directory, meta, exported_from=None):
