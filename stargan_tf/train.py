@@ -40,7 +40,8 @@ flags.DEFINE_integer("resume_step", None, "Resume from the checkpoint of this st
                      "the latest in --workdir).")
 flags.DEFINE_string("init_from", "", "Model directory to initialise the networks from, e.g. an "
                     "official checkpoint converted by stargan-tf-convert.")
-flags.DEFINE_integer("seed", 777, "Seed of the data pipeline and the sample grid (official: 777).")
+flags.DEFINE_integer("seed", 777, "Seed of the initial weights, the data pipeline and the sample "
+                     "grid (official: 777).")
 flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "
                      "runs and resumes, somewhat slower.")
 # Model (num_domains and domain_names come from the data).
@@ -211,6 +212,11 @@ def main(argv):
 
     grid_input = sample_input(val_source, config.model.img_size, config.val_batch_size,
                               config.model.num_domains)
+    import keras
+
+    # The initial weights follow --seed too (the official code seeds torch with its --seed):
+    # with --deterministic, a run repeats exactly.
+    keras.utils.set_random_seed(config.seed)
     trainer = Trainer(config, strategy, dataset_fn, grid_input)
     try:
         trainer.train()

@@ -1,26 +1,23 @@
 """Shared test set-up: where the official-code fixtures live, and small helpers."""
 
+import collections
+import json
 import os
 import pathlib
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# The official-code fixtures (weights, inputs, outputs) live beside the repository, in
-# ../shared/fixtures (a clone elsewhere on this machine finds /work/shared/fixtures);
-# STARGAN_FIXTURES points elsewhere. Missing fixtures fail the parity tests
-# loudly rather than skipping them.
-_CANDIDATES = [REPO.parent / "shared" / "fixtures", pathlib.Path("/work/shared/fixtures")]
-FIXTURES = pathlib.Path(
-    os.environ.get("STARGAN_FIXTURES")
-    or next((str(p) for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
-)
+# The official-code fixtures (weights, inputs, outputs): STARGAN_FIXTURES, else ../shared/fixtures
+# beside the repository. Missing fixtures fail the parity tests loudly rather than skipping them.
+FIXTURES = pathlib.Path(os.environ.get("STARGAN_FIXTURES") or REPO.parent / "shared" / "fixtures")
 
 
 def fixture_dir(name):
     path = FIXTURES / name
     if not path.is_dir():
-        pytest.fail(f"Official fixture {path} is missing; set STARGAN_FIXTURES to ../shared/fixtures.")
+        pytest.fail(f"Official fixture {path} is missing: put the fixtures in ../shared/fixtures "
+                    "beside the repository, or set STARGAN_FIXTURES to their directory.")
     return path
 
 
@@ -61,16 +58,41 @@ def split(tmp_path_factory):
     return out
 
 
-# The longest test files first: with `make test`'s two workers taking a file at a time
-# (pytest-xdist --dist loadfile, in collection order), a long file left for last would run alone
-# at the end. The demo training run (~5 minutes) goes first; the rest keep their order.
-LONGEST_FIRST = ("test_demo.py", "test_faults.py", "test_distributed.py", "test_train_cli.py",
-                 "test_train_step.py", "test_train_precision.py", "test_faces.py")
+# Scheduling. `make test` runs two pytest-xdist workers that take a whole file at a time in
+# collection order (--dist loadfile --no-loadscope-reorder): a long file left for last would run
+# alone at the end. So the files are collected longest first, by the seconds each took in the
+# last run on this machine (recorded in pytest's cache when a run ends), else by
+# tests/durations.json (the same numbers from a full run, for a fresh clone: `make durations`
+# rewrites it). A file in neither goes last, in alphabetical order.
+DURATIONS_FILE = pathlib.Path(__file__).with_name("durations.json")
+_CACHE_KEY = "stargan_tf/file_seconds"
+_seconds_this_run = collections.defaultdict(float)
+
+
+def recorded_file_seconds(config=None):
+    """{test file name: seconds of its tests (setup, call, teardown)} as last recorded."""
+    seconds = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.is_file() else {}
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        seconds.update(cache.get(_CACHE_KEY, {}))
+    return seconds
 
 
 def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    seconds = recorded_file_seconds(config)
+    # Stable: the order within a file is kept.
+    items.sort(key=lambda item: -seconds.get(item.path.name, 0.0))
 
-    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+def pytest_runtest_logreport(report):
+    # On the xdist controller too: it receives every worker's reports.
+    _seconds_this_run[pathlib.PurePath(report.nodeid.split("::")[0]).name] += report.duration
+
+
+def pytest_sessionfinish(session):
+    cache = getattr(session.config, "cache", None)
+    if cache is None or not _seconds_this_run or hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller records
+    seconds = cache.get(_CACHE_KEY, {})
+    seconds.update({name: round(s, 1) for name, s in _seconds_this_run.items()})
+    cache.set(_CACHE_KEY, seconds)

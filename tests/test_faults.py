@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cli_helpers import subprocess_env
+from cli_helpers import run_module, subprocess_env, wait_for_exit
 from test_train_cli import TINY
 
 KILL_TRIALS = int(os.environ.get("STARGAN_KILL_TRIALS", "3"))
@@ -50,9 +50,10 @@ class Run:
         raise AssertionError(f"{pattern!r} not seen in {timeout} s:\n{self.text()[-3000:]}")
 
     def wait(self, timeout=900):
-        status = self.proc.wait(timeout)
-        self.log.close()
-        return status
+        try:
+            return wait_for_exit(self.proc, timeout, f"the training run logging to {self.log_path}")
+        finally:
+            self.log.close()
 
 
 def checkpoint_state_steps(ckpt_dir):
@@ -118,11 +119,11 @@ def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
     seen = int(run.wait_for(r"step ([3-9]|\d\d+)/1000 \|").group(1))
 
     # While it runs, a second run on the same workdir is refused (nothing of the first clobbered).
-    second = subprocess.run(
-        [sys.executable, "-m", "stargan_tf.train", f"--train_data={split}", f"--workdir={work}",
-         *TINY, *flags], capture_output=True, text=True, env=subprocess_env(), timeout=300)
-    assert second.returncode == 2, second.stderr[-3000:]
-    assert "is in use by a running training" in second.stderr
+    status, _, stderr = run_module("stargan_tf.train", f"--train_data={split}",
+                                   f"--workdir={work}", *TINY, *flags,
+                                   what="a second training run on a workdir in use")
+    assert status == 2, stderr[-3000:]
+    assert "is in use by a running training" in stderr
 
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 42, run.text()[-3000:]
@@ -240,7 +241,7 @@ def test_checkpoint_write_on_a_full_disk(split, tmp_path):
         [sys.executable, "-m", "stargan_tf.train", f"--train_data={split}", f"--workdir={work}",
          *TINY, "--print_every=1", *common, "--total_iters=4"],
         stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), preexec_fn=limit_file_size)
-    status = proc.wait(900)
+    status = wait_for_exit(proc, 900, "the training run on a full disk")
     log.close()
     text = (tmp_path / "b.log").read_text()
     assert status == 1, text[-3000:]
