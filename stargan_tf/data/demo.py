@@ -1,7 +1,7 @@
 """The built-in demo dataset: coloured shapes, small enough to train StarGAN v2 on a laptop CPU.
 
-    python -m stargan_tf.data.demo --output_dir .demo/data
-    python -m stargan_tf.train --flagfile=configs/demo.cfg \\
+    stargan-tf-demo --output_dir .demo/data          (or python -m stargan_tf.data.demo)
+    stargan-tf-train --recipe=demo \\
         --train_data=.demo/data/train --val_data=.demo/data/val --workdir=.demo/run
 
 Each image is one filled shape on a plain background:
@@ -318,7 +318,8 @@ def main(argv):
 
 
 def run():
-    """Entry point of `python -m stargan_tf.data.demo` and tools/make_demo_dataset.py."""
+    """Entry point of `stargan-tf-demo`, `python -m stargan_tf.data.demo` and
+    tools/make_demo_dataset.py."""
     from stargan_tf import cli
 
     _define_flags()
