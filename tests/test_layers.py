@@ -422,3 +422,24 @@ def test_initial_weights_of_layers():
     norm.build((None, 8, 8, 6))
     np.testing.assert_array_equal(np.asarray(norm.gamma), np.ones(6, np.float32))
     np.testing.assert_array_equal(np.asarray(norm.beta), np.zeros(6, np.float32))
+
+
+@pytest.mark.parametrize("device,expected", [(None, tf.float64), ("/CPU:0", tf.float64),
+                                             ("/GPU:0", tf.float32), ("/device:TPU:0", tf.float32)])
+def test_instance_norm_statistics_dtype_follows_the_device(device, expected):
+    """float64 statistics where PyTorch's CPU kernels accumulate in double, float32 on an
+    accelerator (as the official CUDA kernels): read off the traced graph, so this runs on a
+    machine without a GPU (the graph asks for the device; nothing runs there)."""
+    from stargan_tf.layers import normalization
+
+    @tf.function
+    def normalize(x):
+        if device is None:  # no device named: the default (the CPU on this machine)
+            return normalization.instance_normalize(x)
+        with tf.device(device):
+            return normalization.instance_normalize(tf.identity(x))
+
+    graph = normalize.get_concrete_function(tf.TensorSpec([2, 8, 8, 4])).graph
+    casts = {op.get_attr("DstT") for op in graph.get_operations() if op.type == "Cast"}
+    assert (tf.float64 in casts) == (expected == tf.float64), casts
+    assert normalization.statistics_dtype(tf.zeros([1, 2, 2, 1], tf.bfloat16)) == tf.float32
