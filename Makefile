@@ -59,3 +59,17 @@ clean:
 .PHONY: test-packaging
 test-packaging: $(STAMP)
 	$(PY) -m pytest -q -s -m packaging tests/test_packaging.py
+
+# The declared minimum TensorFlow, Keras and NumPy (tests/min_deps.txt): the installed wheel's
+# commands (as test-packaging) and a subset (parity, losses, conversion, REST serving, model
+# cards, training steps) in $(MIN_VENV), an editable install pinned to them (~15 minutes).
+MIN_VENV ?= .venv-min
+MIN_TESTS ?= tests/test_parity.py tests/test_losses.py tests/test_convert.py \
+	tests/test_serving_rest.py tests/test_model_card.py tests/test_train_step.py
+.PHONY: test-min-deps
+test-min-deps: $(STAMP)
+	STARGAN_PACKAGING_CONSTRAINTS=tests/min_deps.txt $(PY) -m pytest -q -s -m packaging \
+		tests/test_packaging.py::test_installed_wheel_runs_every_command
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet -c tests/min_deps.txt $(TORCH) -e ".[torch,tfds,test]"
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)

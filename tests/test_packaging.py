@@ -27,15 +27,6 @@ from conftest import FIXTURES, REPO
 pytestmark = pytest.mark.packaging
 
 
-@pytest.fixture(autouse=True, scope="module")
-def only_when_asked(request):
-    """Runs when this file is named or `-m packaging` selects it; a run with another marker
-    expression (make test's `-m "not demo_accuracy and not faults"`) leaves it to
-    `make test-packaging`."""
-    expr = request.config.getoption("markexpr") or ""
-    if expr and "packaging" not in expr:
-        pytest.skip("slow (a fresh venv): make test-packaging")
-
 # Each console script, and a flag of its own that its --help must document.
 HELP_FLAGS = {"stargan-tf-train": "--recipe", "stargan-tf-convert": "--checkpoint",
               "stargan-tf-make-tfrecords": "--train_dir", "stargan-tf-sample": "--src_dir",
@@ -48,6 +39,9 @@ RECIPES = ["afhq256", "afhq512", "celeba_hq256", "demo"]
 NOISE = ["cuInit", "cudart_stub", "AVX", "oneDNN", "absl::InitializeLog"]
 # torch from this machine's local CPU wheel (never a CUDA build from the index).
 TORCH = os.environ.get("STARGAN_PACKAGING_TORCH", "torch==2.13.0")
+# A pip constraints file for the fresh venv: tests/min_deps.txt (make test-min-deps) installs the
+# oldest TensorFlow, Keras and NumPy the metadata allows; unset: the newest.
+CONSTRAINTS = os.environ.get("STARGAN_PACKAGING_CONSTRAINTS", "")
 
 
 def copy_sources(dest):
@@ -140,7 +134,8 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     assert proc.returncode == 0, proc.stderr
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
-    proc = run([python, "-m", "pip", "install", "--quiet", TORCH, f"{wheel}[torch]"],
+    constraints = ["-c", str(REPO / CONSTRAINTS)] if CONSTRAINTS else []
+    proc = run([python, "-m", "pip", "install", "--quiet", *constraints, TORCH, f"{wheel}[torch]"],
                cwd=tmp_path, env=os.environ, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     installed = time.time()
@@ -148,6 +143,9 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
                     "[0], *[f'{p}=={m.version(p)}' for p in ('tensorflow', 'keras', 'numpy', "
                     "'torch', 'stargan_tf')])"], cwd=tmp_path, env=os.environ)
     print("installed:", versions.stdout.strip())
+    for line in (REPO / CONSTRAINTS).read_text().splitlines() if CONSTRAINTS else []:
+        if line and not line.startswith("#"):  # the pins are what got installed
+            assert line.strip() in versions.stdout.split(), (line, versions.stdout)
 
     # A user's shell: the venv's scripts on PATH, no checkout on PYTHONPATH, no log settings.
     env = {k: v for k, v in os.environ.items()
