@@ -100,7 +100,11 @@ def test_wheel_contents_and_metadata(wheel):
     names_of = lambda rs: {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip()
                            for r in rs}
     assert {"tensorflow", "keras", "numpy"} <= names_of(base), base
-    assert any(r.replace(" ", "").startswith("keras>=3.6") for r in base), base
+    # The floors of tests/min_deps.txt, which make test-min-deps installs and tests.
+    for pin in (REPO / "tests" / "min_deps.txt").read_text().splitlines():
+        if pin and not pin.startswith("#"):
+            name, version = pin.strip().split("==")
+            assert f"{name}>={version.removesuffix('.0')}" in [r.replace(" ", "") for r in base]
     assert "tensorflow-datasets" not in names_of(base), base
     tfds = [r for r in requires if r.startswith("tensorflow-datasets")]
     assert tfds and all('extra == "tfds"' in r for r in tfds), tfds
