@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stargan_tf-installed
 
-.PHONY: test test-demo test-faults demo install clean
+.PHONY: test test-demo test-faults test-all durations demo install clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,26 +18,43 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# make test: the suite (at most 12 minutes on the idle 2-core CI machine), without the longer
+# checks of the named targets below (markers demo_accuracy, faults, packaging). -rfEP: what the
+# passing tests printed too (measured margins, parity errors) after the failures and errors.
 # Two pytest workers (pytest-xdist), a test file each at a time: many tests wait on subprocesses
 # and TensorFlow start-up, so two share the 2-core CI machine well. TEST_WORKERS=0: one process.
-# Files go out in collection order (--no-loadscope-reorder), which tests/conftest.py starts with
-# the longest ones (the demo training run first).
+# Files go out in collection order (--no-loadscope-reorder): tests/conftest.py collects the
+# longest first, by the durations of the last run (pytest's cache, else tests/durations.json).
 TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+NAMED = demo_accuracy or faults or packaging
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not demo_accuracy and not faults" tests
+	$(PY) -m pytest -q -rfEP --durations=15 $(XDIST) -m "not ($(NAMED))" tests
 
-# Fault injection in full: 10 kill -9 trials (make test runs 3), SIGTERM, NaN, damaged
-# checkpoints and shards, and SIGTERM to one worker of a localhost cluster (~10 minutes).
+# Fault injection in full (~12 minutes): 10 kill -9 trials at random times, a damaged latest
+# checkpoint, a full disk, and SIGTERM to one worker of a localhost cluster.
+# Two workers, a test each at a time: the kill -9 trials (one test, ~6 minutes) on one, the rest
+# on the other.
 test-faults: $(STAMP)
-	STARGAN_KILL_TRIALS=10 $(PY) -m pytest -q -s tests/test_faults.py
-	$(PY) -m pytest -q -s -m faults tests/test_distributed.py
+	STARGAN_KILL_TRIALS=10 $(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist load -m faults \
+		tests/test_faults.py tests/test_distributed.py
 
-# The demo's acceptance check for both decoders: trains configs/demo.cfg in full with adain (as
-# make test does) and with modconv (~5 minutes each on 2 cores), then a classifier of the demo's
-# shapes must see the target shape in >= 70% of the translations. One decoder:
-# make test-demo DEMO_TESTS="-k modconv".
+# The demo's acceptance check for both decoders (~12 minutes): trains configs/demo.cfg in full,
+# deterministically, with adain and with modconv (~5 minutes each on an idle 2-core machine),
+# then a classifier of the demo's shapes must see the target shape in >= 70% of the
+# translations. One decoder: make test-demo DEMO_TESTS="-k adain".
+# Two workers, a decoder each (xdist groups): the two runs go side by side, a core each.
 test-demo: $(STAMP)
-	$(PY) -m pytest -q -s tests/test_demo.py $(DEMO_TESTS)
+	$(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist loadgroup -m demo_accuracy tests/test_demo.py \
+		$(DEMO_TESTS)
+
+# Every check: make test and every named target.
+test-all: test test-demo test-faults test-packaging
+
+# tests/durations.json from the last run's recorded durations (run `make test` first): the
+# order in which a fresh clone's `make test` hands out the test files.
+durations: $(STAMP)
+	$(PY) -c "import sys; sys.path.insert(0, 'tests'); import conftest; conftest.write_durations()"
 
 # The built-in demo: coloured shapes (stargan_tf/data/demo.py), trained with configs/demo.cfg.
 # Running it again resumes the run in .demo/run (or does nothing when it has finished).

@@ -96,3 +96,15 @@ def pytest_sessionfinish(session):
     seconds = cache.get(_CACHE_KEY, {})
     seconds.update({name: round(s, 1) for name, s in _seconds_this_run.items()})
     cache.set(_CACHE_KEY, seconds)
+
+
+def write_durations():
+    """Writes tests/durations.json from the durations the last run recorded in pytest's cache
+    (`make durations`)."""
+    cached = REPO / ".pytest_cache" / "v" / _CACHE_KEY
+    if not cached.is_file():
+        raise SystemExit(f"{cached} is missing: run `make test` first.")
+    seconds = json.loads(cached.read_text())
+    ordered = dict(sorted(seconds.items(), key=lambda kv: (-kv[1], kv[0])))
+    DURATIONS_FILE.write_text(json.dumps(ordered, indent=1) + "\n")
+    print(f"{DURATIONS_FILE}: {len(ordered)} files, {sum(ordered.values()):.0f} s in all")

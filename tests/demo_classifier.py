@@ -90,3 +90,30 @@ def predict(model, x):
 def accuracy(model, x, y):
     """Fraction of images x whose predicted domain is y."""
     return float(np.mean(predict(model, x) == np.asarray(y)))
+
+
+def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0):
+    """Every source translated into every other domain: (fakes, targets).
+
+    The first `sources_per_domain` val images of each domain are the sources; latent-guided
+    styles come from N(0, I) codes, reference-guided ones from val images of the target domain
+    that are not sources.
+    """
+    rng = np.random.default_rng(seed)
+    num_domains = nets.config.num_domains
+    sources = np.concatenate([np.flatnonzero(y_val == d)[:sources_per_domain]
+                              for d in range(num_domains)])  # [K]
+    fakes, targets = [], []
+    for trg in range(num_domains):
+        src = sources[y_val[sources] != trg]
+        x_src = x_val[src]  # [n, S, S, 3]
+        y_trg = np.full([len(src)], trg, np.int32)
+        if guidance == "latent":
+            z = rng.standard_normal([len(src), nets.config.latent_dim]).astype(np.float32)
+            s = nets.mapping_network(z, y_trg)
+        else:  # references: val images of the target domain, none of them a source
+            pool = np.setdiff1d(np.flatnonzero(y_val == trg), sources)
+            s = nets.style_encoder(x_val[rng.choice(pool, len(src))], y_trg)
+        fakes.append(nets.generator(x_src, s).numpy())
+        targets.append(y_trg)
+    return np.concatenate(fakes), np.concatenate(targets)

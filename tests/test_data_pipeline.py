@@ -7,7 +7,6 @@ Datasets are tiny (32 px solid-colour PNGs whose colour encodes domain and index
 import collections
 import json
 import os
-import subprocess
 import sys
 
 import data_helpers as dh
@@ -178,17 +177,13 @@ print("RESULT " + json.dumps({
 
 
 def test_two_replicas_get_different_batches(unbalanced_split):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
+    from cli_helpers import run_command, subprocess_env
+
+    status, stdout, stderr = run_command(
         [sys.executable, "-c", _TWO_REPLICAS, unbalanced_split],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+        env=subprocess_env(TF_CPP_MIN_LOG_LEVEL="2"), what="the 2-replica input pipeline")
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert status == 0 and lines, stderr[-3000:]
     r = json.loads(lines[-1][len("RESULT ") :])
     assert r["replicas"] == 2
     assert r["contexts"] == [[1, 0, 4]]  # One input pipeline feeds both local replicas.

@@ -1,7 +1,10 @@
 """Fault injection on real training runs: kill -9 at random times, SIGTERM, NaN losses, a damaged
 latest checkpoint, two runs on one workdir.
 
-`make test` runs 3 kill -9 trials; `make test-faults` runs 10 (STARGAN_KILL_TRIALS).
+`make test` runs the quicker ones (SIGTERM, NaN, bad shards and images, the saver's ordering);
+the tests marked `faults` (kill -9 trials, a damaged latest checkpoint, a full disk: 7 training
+processes or more each) run in `make test-faults`, with 10 kill -9 trials (STARGAN_KILL_TRIALS,
+default 3).
 """
 
 import os
@@ -76,6 +79,7 @@ def assert_loads_and_finite(prefix):
     return step
 
 
+@pytest.mark.faults
 def test_kill_9_at_random_times_then_resume(split, tmp_path):
     work = tmp_path / "run"
     ckpt = work / "checkpoints"
@@ -162,6 +166,7 @@ def test_nan_loss_stops_with_the_term_and_step(split, tmp_path):
     assert assert_loads_and_finite(work / "checkpoints" / "ckpt-4") == 4
 
 
+@pytest.mark.faults
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(split, tmp_path):
     work = tmp_path / "run"
     ckpt = work / "checkpoints"
@@ -222,6 +227,7 @@ def test_an_image_of_another_size_mid_dataset_is_resized(tmp_path):
     assert shapes == [(5, 32, 32, 3), (5, 32, 32, 3), (2, 32, 32, 3)]
 
 
+@pytest.mark.faults
 def test_checkpoint_write_on_a_full_disk(split, tmp_path):
     """A file-size limit (RLIMIT_FSIZE: the kernel fails writes past it with EFBIG, as a full disk
     fails them with ENOSPC; no root needed) makes the second checkpoint's write fail."""

@@ -1,12 +1,11 @@
 """The mixed-precision and XLA paths of the training step run and give finite losses."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
+from cli_helpers import run_command
 from conftest import REPO
 
 
@@ -14,12 +13,11 @@ from conftest import REPO
                                                        ("mixed_float16", "0", "float16"),
                                                        ("", "1", "float32")])
 def test_precision_and_xla(tmp_path, mixed_precision, jit, dtype):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "scripts" / "train_precision.py"),
-                           mixed_precision, jit, str(tmp_path / "w")],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    status, stdout, stderr = run_command(
+        [sys.executable, REPO / "tests" / "scripts" / "train_precision.py", mixed_precision, jit,
+         tmp_path / "w"], what=f"2 training iterations ({mixed_precision or 'float32'}, jit {jit})")
+    assert status == 0, stderr[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
     assert result["dtype"] == dtype
     assert result["finite"], result
     assert set(result["m"]) >= {"D/latent/real", "D/ref/reg", "G/latent/cyc", "G/ref/ds"}
