@@ -29,7 +29,8 @@ def test_train_then_resume(split, tmp_path):
     assert status == 0, stderr[-3000:]
     assert re.search(r"step 2/2 \| [\d.]+ img/s \| [\d.]+ s/step \| ETA ", stderr), stderr[-3000:]
     # (and .lock: the lock that keeps a second run out of a workdir in use)
-    assert sorted(os.listdir(work)) == [".lock", "checkpoints", "config.json", "logs", "samples"]
+    assert sorted(os.listdir(work)) == [".lock", "MODEL_CARD.md", "checkpoints", "config.json",
+                                        "logs", "samples"]
     grid = Image.open(work / "samples" / "000002.png")
     assert grid.mode == "RGB" and grid.size[0] > 32 * 3
     meta = json.loads((work / "config.json").read_text())
