@@ -60,14 +60,14 @@ durations: $(STAMP)
 # Running it again resumes the run in .demo/run (or does nothing when it has finished).
 DEMO ?= .demo
 demo: $(STAMP)
-	$(PY) -m stargan_tf.data.demo --output_dir $(DEMO)/data
-	$(PY) -m stargan_tf.train --flagfile=configs/demo.cfg --train_data=$(DEMO)/data/train \
+	$(VENV)/bin/stargan-tf-demo --output_dir $(DEMO)/data
+	$(VENV)/bin/stargan-tf-train --recipe=demo --train_data=$(DEMO)/data/train \
 		--val_data=$(DEMO)/data/val --workdir=$(DEMO)/run
 	@echo "Sample grids: $(DEMO)/run/samples/*.png (the last one is the final model)."
 	@echo "TensorBoard:  $(VENV)/bin/tensorboard --logdir $(DEMO)/run"
 
 clean:
-	rm -rf $(VENV) $(DEMO) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) $(DEMO) build dist *.egg-info .pytest_cache
 
 # The product a `pip install` gives (tests/test_packaging.py): builds the wheel, installs it into
 # a fresh venv (TensorFlow etc. from pip, torch==2.13.0 for the torch extra) and runs every console
