@@ -137,10 +137,10 @@ def test_readme_command_uses_real_flags(tmp_path):
 
     from test_readme import readme_block
 
-    command = shlex.split(readme_block("bash", "stargan_tf.evaluate").strip())
-    assert command[:3] == ["python", "-m", "stargan_tf.evaluate"]
+    command = shlex.split(readme_block("bash", "stargan-tf-evaluate --").strip())
+    assert command[0] == "stargan-tf-evaluate"  # the installed name of stargan_tf.evaluate
     # Run where none of its paths exist: the flags parse, and the first path is reported.
-    result = run_module(*command[2:], cwd=tmp_path)
+    result = run_module("stargan_tf.evaluate", *command[1:], cwd=tmp_path)
     assert_usage_error(result, "--checkpoint=converted/afhq is not a directory")
 
 
