@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stargan_tf-installed
 
-.PHONY: test test-demo test-faults test-all durations demo install clean
+.PHONY: test test-slow test-demo test-faults test-all durations demo install clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 # make test: the suite (at most 12 minutes on the idle 2-core CI machine), without the longer
-# checks of the named targets below (markers demo_accuracy, faults, packaging). -rfEP: what the
+# checks of the named targets below (markers demo_accuracy, faults, packaging, slow). -rfEP: what the
 # passing tests printed too (measured margins, parity errors) after the failures and errors.
 # Two pytest workers (pytest-xdist), a test file each at a time: many tests wait on subprocesses
 # and TensorFlow start-up, so two share the 2-core CI machine well. TEST_WORKERS=0: one process.
@@ -27,7 +27,7 @@ install: $(STAMP)
 # longest first, by the durations of the last run (pytest's cache, else tests/durations.json).
 TEST_WORKERS ?= 2
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-NAMED = demo_accuracy or faults or packaging
+NAMED = demo_accuracy or faults or packaging or slow
 test: $(STAMP)
 	$(PY) -m pytest -q -rfEP --durations=15 $(XDIST) -m "not ($(NAMED))" tests
 
@@ -48,8 +48,13 @@ test-demo: $(STAMP)
 	$(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist loadgroup -m demo_accuracy tests/test_demo.py \
 		$(DEMO_TESTS)
 
+# Training steps that trace or compile for minutes (~3 minutes): the XLA step, uint8 vs float32
+# vs device-augmented batches (three trainers), the benchmark tool on a tiny model.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -rA $(XDIST) -m slow tests
+
 # Every check: make test and every named target.
-test-all: test test-demo test-faults test-packaging
+test-all: test test-slow test-demo test-faults test-packaging
 
 # tests/durations.json from the last run's recorded durations (run `make test` first): the
 # order in which a fresh clone's `make test` hands out the test files.

@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from stargan_tf.perf import flops
@@ -52,6 +53,7 @@ def test_flops_need_static_shapes():
         raise AssertionError("a dynamic batch must not be counted silently")
 
 
+@pytest.mark.slow  # traces and times a training step: make test-slow
 def test_benchmark_tool_json_on_a_tiny_model():
     status, out, err = run_command([
         sys.executable, BENCHMARK, "--preset=official64", "--img_size=32", "--dim_in=8",

@@ -9,9 +9,10 @@ from cli_helpers import run_command
 from conftest import REPO
 
 
-@pytest.mark.parametrize("mixed_precision,jit,dtype", [("mixed_bfloat16", "0", "bfloat16"),
-                                                       ("mixed_float16", "0", "float16"),
-                                                       ("", "1", "float32")])
+@pytest.mark.parametrize("mixed_precision,jit,dtype", [
+    ("mixed_bfloat16", "0", "bfloat16"), ("mixed_float16", "0", "float16"),
+    # XLA compiles the whole training step for minutes: make test-slow.
+    pytest.param("", "1", "float32", marks=pytest.mark.slow)])
 def test_precision_and_xla(tmp_path, mixed_precision, jit, dtype):
     status, stdout, stderr = run_command(
         [sys.executable, REPO / "tests" / "scripts" / "train_precision.py", mixed_precision, jit,

@@ -480,6 +480,7 @@ def test_keras_adam_and_adamw_differ_from_torch_adam(name):
         assert np.abs(got - want).max() > 1e-5, type(opt).__name__
 
 
+@pytest.mark.slow  # three trainers traced: make test-slow
 def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
     # Training reads uint8 images (`train_dataset(normalize=False)`) and normalises them in the
     # step, on the device: one iteration must equal one on the pipeline's float32 images; with
