@@ -82,7 +82,7 @@ out["translate_style_bytes"] = tf.stack([tf.io.decode_png(b) for b in png["x_fak
 out["style_from_reference_bytes"] = sig["style_from_reference_bytes"](
     reference_bytes=reference_bytes, target_domain=c(d["y"]))["s_trg"]
 out["domain_ids"] = sig["domain_ids"](domain_names=c(["wild", "cat"]))["target_domain"]
-info = {k: v.numpy().tolist() for k, v in sig["model_info"]().items()}
+info = {k: v.numpy().tolist() for k, v in sig["model_info"](dummy=c([0], tf.int64)).items()}
 info["domain_names"] = [n.decode() for n in info["domain_names"]]
 
 bad = {
