@@ -25,7 +25,7 @@ from inference_helpers import DOMAINS, TINY, make_model_dir, random_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import images, models, serving
 from stargan_tf.inference.translation import latent_codes
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 # Parity tolerances, FACTOR x the worst max |difference| seen. Measured with a throwaway script,
 # each setting a separate process: TF_NUM_INTRAOP_THREADS=1 and 2, op determinism off and on,

@@ -20,7 +20,7 @@ from stargan_tf import losses
 from stargan_tf.config import ModelConfig
 from stargan_tf.inference import models, serving, translation
 from stargan_tf.training.config import TrainConfig
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 from stargan_tf.training.trainer import Trainer
 
 # Tolerances, FACTOR x the worst deviation seen. Measured with a throwaway script, each setting a

@@ -14,7 +14,7 @@ from inference_helpers import TINY, make_model_dir, random_image, write_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import images
 from stargan_tf.inference.translation import latent_codes
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 
 @pytest.fixture(scope="module")

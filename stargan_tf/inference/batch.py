@@ -8,7 +8,7 @@ from stargan_tf.errors import UserError
 from stargan_tf.inference.images import folder_dataset, read_image, save_image
 from stargan_tf.inference.progress import ProgressBar
 from stargan_tf.inference.translation import generate
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 
 def translate_file(networks, s_trg, input_path, output_path):

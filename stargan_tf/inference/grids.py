@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from stargan_tf.inference.translation import generate
-from stargan_tf.training.samples import tile, to_uint8
+from stargan_tf.inference.images import tile, to_uint8
 
 
 def reference_guided(networks, x_src, x_ref, y_ref):

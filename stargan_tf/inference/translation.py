@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from stargan_tf.inference import models
 from stargan_tf.inference.images import as_model_images
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 GENERATE_BATCH = 32  # Images per generator call in `generate`: bounded memory at any img_size.
 _compiled = weakref.WeakKeyDictionary()  # generator -> its tf.function, traced once per model.

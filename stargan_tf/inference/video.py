@@ -11,7 +11,7 @@ from absl import logging
 from PIL import Image
 
 from stargan_tf.inference.translation import GENERATE_BATCH, generate
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 TAIL_FRAMES = 10  # The last frame is held this many more frames, as in the official videos.
 

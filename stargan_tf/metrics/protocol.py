@@ -34,7 +34,7 @@ from stargan_tf.metrics import frechet, real_stats
 from stargan_tf.metrics.config import EvalConfig
 from stargan_tf.metrics.inception import InceptionExtractor
 from stargan_tf.metrics.lpips import LPIPS
-from stargan_tf.training.samples import to_uint8
+from stargan_tf.inference.images import to_uint8
 
 
 class Metrics:

@@ -3,23 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-
-def to_uint8(x):
-    """[-1, 1] float images -> uint8, as the official `denormalize` + save does."""
-    x = (np.asarray(x, np.float32) + 1.0) * 127.5
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
-def tile(rows):
-    """A list of rows, each [K, H, W, 3] uint8 -> one [rows*H, K*W, 3] image, 2 px gaps."""
-    k = max(r.shape[0] for r in rows)
-    h, w = rows[0].shape[1:3]
-    gap = 2
-    grid = np.full([len(rows) * (h + gap) - gap, k * (w + gap) - gap, 3], 255, np.uint8)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = img
-    return grid
+from stargan_tf.inference.images import tile, to_uint8
 
 
 def render_grid(nets, x_src, y_src, x_ref, y_ref, z_trg, masks=None):
