@@ -3,7 +3,7 @@
 
 Every image under --input_dir (recursively) is resized to --img_size square, its 98 landmarks are
 found with the FAN (the official wing.ckpt) or read from --landmarks, and it is rotated, scaled
-and cropped onto the CelebA-HQ mean landmarks (see `stargan_tf.face_align`); the result goes to
+and cropped onto the CelebA-HQ mean landmarks (see `stargan_tf.data.face_align`); the result goes to
 --output_dir under the same relative path, as PNG. The official FAN download (bash download.sh
 wing) holds both wing.ckpt and celeba_lm_mean.npz.
 """
@@ -69,7 +69,7 @@ def main(argv):
     import numpy as np
     from PIL import Image
 
-    from stargan_tf import face_align
+    from stargan_tf.data import face_align
     from stargan_tf.inference.images import list_images
 
     relpaths = list_images(FLAGS.input_dir)
@@ -77,7 +77,7 @@ def main(argv):
     known = _known_landmarks(FLAGS.landmarks, relpaths) if FLAGS.landmarks else None
     fan = None
     if known is None:
-        from stargan_tf.official_fan import convert_official_fan
+        from stargan_tf.official.fan import convert_official_fan
 
         fan = convert_official_fan(FLAGS.wing_path)
     size = FLAGS.img_size

@@ -86,5 +86,7 @@ class ModelConfig:
             d["domain_names"] = tuple(d["domain_names"])
         return cls(**d)
 
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+# The architecture fields a command line may state (or leave to be inferred); the domain names
+# are a list flag of their own.
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "domain_names")

@@ -24,8 +24,8 @@ import tempfile
 
 from absl import flags, logging
 
-from stargan_tf import cli, model_flags
-from stargan_tf import official_checkpoint as oc
+from stargan_tf import cli
+from stargan_tf.official import checkpoint as oc
 from stargan_tf.errors import UserError
 from stargan_tf.model_card import file_sha256
 
@@ -33,7 +33,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None,
                     "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
 flags.DEFINE_string("out", None, "Model directory to write (config.json + TF checkpoint).")
-model_flags.define_model_flags()
+cli.define_model_flags()
 flags.DEFINE_integer("step", None,
                      "Training step to record; default: from the file name (100000_...).")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
@@ -56,7 +56,7 @@ def check_out_dir(out, overwrite):
 def write_model_dir(networks, out, step, ema, source):
     """Writes into a temporary sibling directory, then renames it to `out`: no half-written
     output."""
-    from stargan_tf.checkpoint import save_networks
+    from stargan_tf.model_dir import save_networks
 
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
@@ -75,13 +75,13 @@ def main(argv):
     del argv  # Unused.
     check_out_dir(FLAGS.out, FLAGS.overwrite)
     state = oc.read_official_checkpoint(FLAGS.checkpoint)
-    overrides, domain_names = model_flags.model_overrides(FLAGS)
+    overrides, domain_names = cli.model_overrides(FLAGS)
     config, inferred = oc.resolve_config(state, FLAGS.checkpoint, domain_names, **overrides)
     logging.info("Model config: %s", config)
     networks = oc.networks_from_state(state, config, FLAGS.checkpoint)
     if config.w_hpf > 0 and networks.fan is None:
         if FLAGS.wing_path:
-            from stargan_tf.official_fan import convert_official_fan
+            from stargan_tf.official.fan import convert_official_fan
 
             networks.fan = convert_official_fan(FLAGS.wing_path)
         else:

@@ -76,16 +76,14 @@ def main(argv):
     config = _eval_config()  # Fails fast, before TensorFlow builds anything.
     import tensorflow as tf
 
-    from stargan_tf import checkpoint
+    from stargan_tf import model_dir
     from stargan_tf.inference import models
     from stargan_tf.metrics import protocol
 
     networks, _ = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
     step = FLAGS.step
-    if step is None:  # The latest checkpoint's, from its name ".../ckpt-<step>".
-        latest = tf.train.latest_checkpoint(
-            os.path.join(FLAGS.checkpoint, checkpoint.CHECKPOINT_SUBDIR))
-        step = int(latest.rsplit("-", 1)[1]) if latest else 0
+    if step is None:  # the latest checkpoint's, as loading took it
+        step = model_dir.latest_step(FLAGS.checkpoint) or 0
     metrics = protocol.Metrics(config)
     image_dir = FLAGS.out if FLAGS.save_images else None
     results = protocol.evaluate(networks, metrics, step=step, image_dir=image_dir)

@@ -51,9 +51,9 @@ def main(argv):
 
     start = time.monotonic()
     networks, ema = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
-    from stargan_tf import model_card
+    from stargan_tf import model_dir
 
-    card = model_card.export_card(FLAGS.checkpoint, FLAGS.step, ema)
+    card = model_dir.export_card(FLAGS.checkpoint, FLAGS.step, ema)
     path = serving.export_versioned(networks, FLAGS.export_dir, FLAGS.version, FLAGS.image_format,
                                     model_card=card)
     logging.info("Exported in %.1f s.", time.monotonic() - start)

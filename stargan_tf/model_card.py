@@ -146,21 +146,6 @@ def card_text(meta, exported_from=None):
     return "\n".join(lines)
 
 
-def export_card(directory, step, ema):
-    """The card of an export of model directory `directory` at `step` (None: its latest)."""
-    import tensorflow as tf
-
-    from stargan_tf import checkpoint
-
-    with open(os.path.join(directory, checkpoint.CONFIG_FILE)) as f:
-        meta = json.load(f)
-    if step is None:  # the latest checkpoint, as loading took it
-        latest = tf.train.latest_checkpoint(os.path.join(directory, checkpoint.CHECKPOINT_SUBDIR))
-        step = int(latest.rsplit("-", 1)[1]) if latest else None
-    return card_text(meta, exported_from={"directory": os.path.abspath(directory), "step": step,
-                                          "ema": ema})
-
-
 def write_card(directory, meta, exported_from=None):
     """Writes `directory`/MODEL_CARD.md (atomically) for a model with config.json `meta`."""
     path = os.path.join(directory, CARD_FILE)

@@ -14,7 +14,7 @@ import sys
 
 from absl import flags, logging
 
-from stargan_tf import cli, model_flags, recipes
+from stargan_tf import cli, recipes
 from stargan_tf.errors import UserError, describe
 
 FLAGS = flags.FLAGS
@@ -45,7 +45,7 @@ flags.DEFINE_integer("seed", 777, "Seed of the initial weights, the data pipelin
 flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "
                      "runs and resumes, somewhat slower.")
 # Model (num_domains and domain_names come from the data).
-model_flags.define_model_flags(defaults=model_flags.TRAINING_DEFAULTS)
+cli.define_model_flags(defaults=cli.TRAINING_DEFAULTS)
 # Losses and optimisation: the official names and defaults.
 flags.DEFINE_float("lambda_reg", 1.0, "Weight of the R1 gradient penalty.")
 flags.DEFINE_float("lambda_sty", 1.0, "Weight of the style reconstruction loss.")
@@ -117,7 +117,7 @@ def build_config(source):
     from stargan_tf.config import ModelConfig
     from stargan_tf.training.config import TrainConfig
 
-    overrides, domain_names = model_flags.model_overrides(FLAGS)
+    overrides, domain_names = cli.model_overrides(FLAGS)
     num_domains = overrides.pop("num_domains")
     if num_domains is not None and num_domains != source.num_domains:
         raise UserError(f"--num_domains={num_domains}, but {FLAGS.train_data} has "

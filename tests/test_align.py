@@ -6,7 +6,7 @@ from PIL import Image
 from scipy import ndimage
 
 from cli_helpers import assert_usage_error, run_module
-from stargan_tf import face_align
+from stargan_tf.data import face_align
 
 SIZE = 256
 DOTS = np.array([[80.0, 90.0], [170.0, 100.0], [128.0, 190.0], [60.0, 200.0]])  # (x, y)

@@ -14,8 +14,8 @@ import torch
 import stargan_tf
 from cli_helpers import assert_usage_error, run_command
 from conftest import REPO
-from stargan_tf.checkpoint import ModelDirError
-from stargan_tf.official_checkpoint import ConversionError
+from stargan_tf.model_dir import ModelDirError
+from stargan_tf.official.checkpoint import ConversionError
 
 TOOL = REPO / "tools" / "convert_pytorch_checkpoint.py"
 

@@ -13,8 +13,8 @@ import tensorflow as tf
 import torch
 
 import stargan_tf
-from stargan_tf import face_masks
-from stargan_tf.official_checkpoint import ConversionError
+from stargan_tf.networks import face_masks
+from stargan_tf.official.checkpoint import ConversionError
 
 # Absolute tolerances, FACTOR x the worst max |ours - official| seen. Measured with a throwaway
 # script, each setting a separate process: TF_NUM_INTRAOP_THREADS=1 and 2, op determinism off and
@@ -108,7 +108,7 @@ def test_fan_is_frozen_and_all_official_weights_are_loaded(fan, fan_dir):
 
 def test_landmarks_are_the_peaks_of_the_official_heatmaps(fan, fixture):
     # The align step's landmarks: our FAN's heatmaps give those of the official raw heatmaps.
-    from stargan_tf import face_align
+    from stargan_tf.data import face_align
 
     ours = face_align.fan_landmarks(fan, fixture["x256"])
     official = face_align.landmarks_from_heatmaps(fixture["heatmaps_raw256"][..., :98], 256)

@@ -20,7 +20,7 @@ from stargan_tf.layers import initializers
 from stargan_tf.layers.blocks import AdainResBlk, ResBlk, avg_pool2x, upsample_nearest2x
 from stargan_tf.layers.highpass import HighPass
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm, instance_normalize
-from stargan_tf.official_format import to_keras
+from stargan_tf.torch_layout import to_keras
 
 ATOL = 1e-5
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import stargan_tf
-from stargan_tf import checkpoint
-from stargan_tf import official_checkpoint as oc
+from stargan_tf import model_dir
+from stargan_tf.official import checkpoint as oc
 from stargan_tf.config import ModelConfig
 from stargan_tf.errors import UserError
 from stargan_tf.layers.gen_resblk import GenResBlk
@@ -90,9 +90,9 @@ def test_decoder_in_config_checkpoints_and_get_config(tmp_path):
     g = nets.generator
     clone = Generator.from_config(g.get_config())
     assert clone.decoder == "modconv"
-    checkpoint.save_networks(nets, str(tmp_path / "model"), step=3)
-    assert checkpoint.read_model_config(str(tmp_path / "model")).decoder == "modconv"
-    loaded = checkpoint.load_networks(str(tmp_path / "model"))
+    model_dir.save_networks(nets, str(tmp_path / "model"), step=3)
+    assert model_dir.read_model_config(str(tmp_path / "model")).decoder == "modconv"
+    loaded = model_dir.load_networks(str(tmp_path / "model"))
     x = np.random.default_rng(0).uniform(-1, 1, [1, 64, 64, 3]).astype(np.float32)
     s = np.ones([1, 8], np.float32)
     np.testing.assert_array_equal(loaded.generator(x, s), g(x, s))
@@ -114,7 +114,7 @@ def test_a_checkpoint_of_the_other_decoder_is_refused(tmp_path):
     # --init_from a model directory of the other decoder.
     from stargan_tf.training.trainer import Trainer
 
-    checkpoint.save_networks(stargan_tf.build_networks(adain), str(tmp_path / "adain"), ema=False)
+    model_dir.save_networks(stargan_tf.build_networks(adain), str(tmp_path / "adain"), ema=False)
     config = config_lib.TrainConfig(model=modconv, workdir=str(tmp_path / "run"),
                                     init_from=str(tmp_path / "adain"), batch_size=1)
     with pytest.raises(UserError, match="another config.*decoder: adain vs modconv"):
@@ -136,7 +136,7 @@ def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
 
     config = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
                          dim_in=8, w_hpf=0, decoder="modconv")
-    checkpoint.save_networks(stargan_tf.build_networks(config, discriminator=False),
+    model_dir.save_networks(stargan_tf.build_networks(config, discriminator=False),
                              str(tmp_path / "model"))
     networks, ema = models.load_inference_networks(str(tmp_path / "model"))
     path = serving.export_versioned(networks, str(tmp_path / "base"))

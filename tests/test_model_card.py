@@ -56,7 +56,7 @@ def test_model_directories_and_exports_get_a_card(tmp_path):
     card = (tmp_path / "model" / model_card.CARD_FILE).read_text()
     assert "`7_nets_ema.ckpt`" in card and "cd" * 32 in card and "CC BY-NC 4.0" in card
 
-    exported = model_card.export_card(str(tmp_path / "model"), None, ema=True)
+    exported = model_dir.export_card(str(tmp_path / "model"), None, ema=True)
     assert "Exported with stargan-tf-export" in exported and "step 7" in exported
     assert "A TF Serving SavedModel" in exported and "CC BY-NC 4.0" in exported
     from stargan_tf.inference import serving

@@ -8,7 +8,7 @@ from absl import flags
 
 import stargan_tf
 from conftest import REPO
-from stargan_tf import model_flags
+from stargan_tf import cli
 from stargan_tf.config import ModelConfig
 from stargan_tf.networks import count_params
 
@@ -29,10 +29,10 @@ OFFICIAL_COUNTS = {
 def config_from_flagfile(name, num_domains):
     """The ModelConfig a configs/ flagfile states, parsed by the tools' own flag definitions."""
     flag_values = flags.FlagValues()
-    model_flags.define_model_flags(flag_values, defaults=model_flags.TRAINING_DEFAULTS)
+    cli.define_model_flags(flag_values, defaults=cli.TRAINING_DEFAULTS)
     # The flagfile also holds training flags, which these flag values do not define.
     flag_values(["prog", f"--flagfile={REPO / 'configs' / name}"], known_only=True)
-    overrides, _ = model_flags.model_overrides(flag_values)
+    overrides, _ = cli.model_overrides(flag_values)
     overrides["num_domains"] = num_domains
     return ModelConfig(**overrides)
 

@@ -86,7 +86,7 @@ def test_help_documents_and_main_reads_every_flag():
     defined = {node.args[0].value for node in ast.walk(tree)
                if isinstance(node, ast.Call) and getattr(node.func, "attr", "").startswith("DEFINE")}
     model = {"img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "dim_in",
-             "w_hpf", "domain_names", "decoder"}  # defined by stargan_tf.model_flags, read by model_overrides
+             "w_hpf", "domain_names", "decoder"}  # defined by stargan_tf.cli.define_model_flags, read by model_overrides
     assert len(defined) > 25
     for name in defined | model:
         match = re.search(rf"--(\[no\])?{name}: (.+)", stdout)  # booleans show as --[no]name

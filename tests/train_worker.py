@@ -170,7 +170,7 @@ def check_split(strategy, dataset, batches, steps):
 def run_init(task):
     import keras
 
-    from stargan_tf.checkpoint import save_networks
+    from stargan_tf.model_dir import save_networks
     from stargan_tf.networks import build_networks, official_variable_map
 
     keras.utils.set_random_seed(task.get("seed", 0))

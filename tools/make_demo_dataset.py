@@ -8,7 +8,7 @@ Output: OUT/train and OUT/val in the layout of stargan_tf/data/format.py, and OU
 Running it again with the same flags finds the dataset and does nothing.
 """
 
-from stargan_tf.data import demo
+from stargan_tf import demo
 
 if __name__ == "__main__":
     demo.run()

@@ -26,7 +26,6 @@ import colorsys
 import dataclasses
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -284,47 +283,9 @@ def write_demo_dataset(output_dir, spec, overwrite=False, log=None):
     return True
 
 
-# The command line: python -m stargan_tf.data.demo --output_dir DIR
-
-
-def _define_flags():
-    from absl import flags
-
-    default = DemoSpec()
-    flags.DEFINE_string("output_dir", None, "Directory to write the demo dataset into "
-                        "(OUT/train, OUT/val, OUT/demo.json).")
-    flags.DEFINE_integer("seed", default.seed, "Seed of every image.", lower_bound=0)
-    flags.DEFINE_integer("img_size", default.img_size, "Image side in pixels (configs/demo.cfg "
-                         "trains at 32).", lower_bound=16)
-    flags.DEFINE_integer("train_per_domain", default.train_per_domain,
-                         "Images per domain in the train split.", lower_bound=1)
-    flags.DEFINE_integer("val_per_domain", default.val_per_domain,
-                         "Images per domain in the val split.", lower_bound=1)
-    flags.DEFINE_boolean("overwrite", False, "Replace split directories that hold something "
-                         "other than a demo dataset (an earlier demo dataset is always replaced).")
-
-
-def main(argv):
-    """Writes the demo dataset of the flags (see the module docstring)."""
-    del argv  # Unused.
-    from absl import flags
-
-    f = flags.FLAGS
-    if not f.output_dir:
-        raise UserError("--output_dir is required (e.g. --output_dir .demo/data).")
-    spec = DemoSpec(seed=f.seed, img_size=f.img_size, train_per_domain=f.train_per_domain,
-                    val_per_domain=f.val_per_domain)
-    write_demo_dataset(f.output_dir, spec, f.overwrite, log=lambda m: print(m, file=sys.stderr))
-
-
-def run():
-    """Entry point of `stargan-tf-demo`, `python -m stargan_tf.data.demo` and
-    tools/make_demo_dataset.py."""
-    from stargan_tf import cli
-
-    _define_flags()
-    cli.run(main)
-
-
 if __name__ == "__main__":
-    run()
+    # The command line lives in stargan_tf/demo.py (library modules read no flags); this keeps
+    # `python -m stargan_tf.data.demo` working.
+    import runpy
+
+    runpy.run_module("stargan_tf.demo", run_name="__main__")

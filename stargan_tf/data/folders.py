@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 
 from stargan_tf.data import pipeline
+from stargan_tf.data.source import Source
 from stargan_tf.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # Compared case-insensitively.
@@ -64,7 +65,7 @@ def list_domain_images(root):
 
 
 def image_folder_source(root):
-    """A `pipeline.Source` reading the files of an image folder, in `list_domain_images` order.
+    """A `Source` reading the files of an image folder, in `list_domain_images` order.
 
     Its records' filenames are paths relative to root. `train_dataset` accepts it too.
     """
@@ -91,7 +92,7 @@ def image_folder_source(root):
             }
         )
 
-    return pipeline.Source(
+    return Source(
         name=root,
         domains=tuple(domains),
         counts=counts,

@@ -22,7 +22,7 @@ import re
 
 import tensorflow as tf
 
-from stargan_tf.data import pipeline
+from stargan_tf.data.source import Source
 from stargan_tf.errors import UserError
 
 PREFIX = "tfds:"
@@ -83,14 +83,14 @@ def _builder(name, root_dir, data_dir):
 
 
 def open_tfds_source(spec, data_dir=None):
-    """A `pipeline.Source` reading a TFDS dataset's split (see the module docstring).
+    """A `stargan_tf.data.source.Source` reading a TFDS dataset's split (see the module docstring).
 
     Args:
       spec: "tfds:NAME[:split]" or "tfds:imagefolder:/root_dir[:split]".
       data_dir: TFDS data directory for named datasets; None = TFDS's default.
 
     Returns:
-      A `pipeline.Source`; its records' "filename" is the dataset's "image/filename" feature
+      A `stargan_tf.data.source.Source`; its records' "filename" is the dataset's "image/filename" feature
       (relative to root_dir/split for imagefolder) when it has one, else the TFDS example id.
     """
     tfds = import_tfds()
@@ -143,7 +143,7 @@ def open_tfds_source(spec, data_dir=None):
         return ds
 
     counts = _label_counts(read(None), len(domains))
-    return pipeline.Source(name=spec, domains=domains, counts=counts, img_size=None, read=read)
+    return Source(name=spec, domains=domains, counts=counts, img_size=None, read=read)
 
 
 def _regex_escape(text):

@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from stargan_tf import checkpoint
+from stargan_tf import model_dir
 from stargan_tf.errors import UserError
 
 
@@ -22,20 +22,10 @@ def check_supported(networks):
         )
 
 
-def _checkpoint_path(directory, step):
-    ckpt_dir = os.path.join(directory, checkpoint.CHECKPOINT_SUBDIR)
-    if step is None:
-        return tf.train.latest_checkpoint(ckpt_dir)
-    path = os.path.join(ckpt_dir, f"ckpt-{step}")
-    return path if tf.io.gfile.exists(path + ".index") else None
-
-
 def has_ema(directory, step=None):
     """Whether the checkpoint `load_networks(directory, step=step)` reads holds EMA networks."""
-    path = _checkpoint_path(directory, step)
-    if path is None:
-        return False
-    return any(name.startswith("nets_ema/") for name, _ in tf.train.list_variables(path))
+    path = model_dir.checkpoint_path(directory, step)
+    return path is not None and "nets_ema" in model_dir.slots(path)
 
 
 def load_inference_networks(directory, step=None):
@@ -58,9 +48,9 @@ def load_inference_networks(directory, step=None):
     """
     if not os.path.isdir(directory):
         raise UserError(f"Checkpoint directory {directory} does not exist.")
-    checkpoint.read_model_config(directory)  # a clear error for a directory that is no model
-    ema = has_ema(directory, step)
-    networks = checkpoint.load_networks(directory, ema=True if ema else None, step=step)
+    # load_networks takes the EMA networks when the checkpoint holds them (and says which).
+    networks = model_dir.load_networks(directory, step=step)
+    ema = networks.discriminator is None
     check_supported(networks)
     if not ema:
         logging.warning(

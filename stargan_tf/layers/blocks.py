@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from stargan_tf.layers import initializers
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm
-from stargan_tf.official_format import CONV, LINEAR, VECTOR
+from stargan_tf.torch_layout import CONV, LINEAR, VECTOR
 
 
 def lrelu(x):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf.official_format import LAPLACIAN
+from stargan_tf.torch_layout import LAPLACIAN
 
 
 class HighPass(keras.layers.Layer):

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from stargan_tf.layers import initializers
 from stargan_tf.layers.blocks import upsample_nearest2x
-from stargan_tf.official_format import CONV, LINEAR, VECTOR
+from stargan_tf.torch_layout import CONV, LINEAR, VECTOR
 
 DEMOD_EPSILON = 1e-8  # StyleGAN2's
 

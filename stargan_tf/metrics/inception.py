@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from stargan_tf.metrics import torch_weights
+from stargan_tf.official import torch_files
 from stargan_tf.metrics.config import VARIANTS
-from stargan_tf.official_format import CONV, to_keras
+from stargan_tf.torch_layout import CONV, to_keras
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -170,7 +170,7 @@ def build_inception(variant="official"):
 
 
 def load_torch_weights(convs, state, path, what="--inception_weights"):
-    """Copies a PyTorch Inception state dict (numpy, see `torch_weights.load_state_dict`) into
+    """Copies a PyTorch Inception state dict (numpy, see `torch_files.load_state_dict`) into
     the layers of `build_inception`. Keys the extractor does not use (fc, AuxLogits) are ignored.
 
     Raises:
@@ -178,11 +178,11 @@ def load_torch_weights(convs, state, path, what="--inception_weights"):
     """
     suffixes = ("conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
     keys = [f"{prefix}.{s}" for prefix in convs for s in suffixes]
-    torch_weights.require(state, keys, path, what, "a torchvision or pytorch-fid InceptionV3")
+    torch_files.require(state, keys, path, what, "a torchvision or pytorch-fid InceptionV3")
     for prefix, (conv, bn) in convs.items():
         kernel = to_keras(state[f"{prefix}.conv.weight"], CONV)
         if tuple(kernel.shape) != tuple(conv.kernel.shape):
-            torch_weights.shape_error(path, what, f"{prefix}.conv.weight", kernel, conv.kernel)
+            torch_files.shape_error(path, what, f"{prefix}.conv.weight", kernel, conv.kernel)
         conv.kernel.assign(kernel)
         bn.set_weights([state[f"{prefix}.bn.{k}"] for k in
                         ("weight", "bias", "running_mean", "running_var")])
@@ -202,7 +202,7 @@ class InceptionExtractor:
         self.variant = variant
         self.weights_path = weights_path
         self.batch_size = batch_size
-        state = torch_weights.load_state_dict(weights_path, "--inception_weights")
+        state = torch_files.load_state_dict(weights_path, "--inception_weights")
         self.model, convs = build_inception(variant)
         load_torch_weights(convs, state, weights_path)
         self._weights_sha256 = None
@@ -217,7 +217,7 @@ class InceptionExtractor:
     def weights_sha256(self):
         """The SHA-256 of the weights file (computed once): part of the statistics' cache key."""
         if self._weights_sha256 is None:
-            self._weights_sha256 = torch_weights.sha256(self.weights_path)
+            self._weights_sha256 = torch_files.sha256(self.weights_path)
         return self._weights_sha256
 
     def features(self, images_u8):

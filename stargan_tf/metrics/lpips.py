@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf.metrics import torch_weights
-from stargan_tf.official_format import CONV, to_keras
+from stargan_tf.official import torch_files
+from stargan_tf.torch_layout import CONV, to_keras
 
 # The official input scaling of images in [-1, 1] (ImageNet statistics in that range).
 SHIFT = np.array([-0.03, -0.088, -0.188], np.float32)
@@ -67,14 +67,14 @@ class LPIPS:
 
     def __init__(self, alexnet_weights, lpips_weights):
         self.alexnet, convs = build_alexnet()
-        state = torch_weights.load_state_dict(alexnet_weights, "--alexnet_weights")
+        state = torch_files.load_state_dict(alexnet_weights, "--alexnet_weights")
         keys = [f"features.{i}.{w}" for i in convs for w in ("weight", "bias")]
-        torch_weights.require(state, keys, alexnet_weights, "--alexnet_weights",
+        torch_files.require(state, keys, alexnet_weights, "--alexnet_weights",
                               "torchvision's AlexNet (features.0.weight ... features.10.bias)")
         for index, conv in convs.items():
             kernel = to_keras(state[f"features.{index}.weight"], CONV)
             if kernel.shape != tuple(conv.kernel.shape):
-                torch_weights.shape_error(alexnet_weights, "--alexnet_weights",
+                torch_files.shape_error(alexnet_weights, "--alexnet_weights",
                                           f"features.{index}.weight", kernel, conv.kernel)
             conv.set_weights([kernel, state[f"features.{index}.bias"]])
         self.layer_weights = self._read_layer_weights(lpips_weights)
@@ -82,18 +82,18 @@ class LPIPS:
 
     @staticmethod
     def _read_layer_weights(path):
-        state = torch_weights.load_state_dict(path, "--lpips_weights")
+        state = torch_files.load_state_dict(path, "--lpips_weights")
         official = [f"lpips_weights.{i}.main.1.weight" for i in range(5)]
         package = [f"lin{i}.model.1.weight" for i in range(5)]
         keys = package if all(k in state for k in package) else official
-        torch_weights.require(state, keys, path, "--lpips_weights",
+        torch_files.require(state, keys, path, "--lpips_weights",
                               "the official metrics/lpips_weights.ckpt "
                               "(lpips_weights.0.main.1.weight ...)")
         weights = []
         for key, channels in zip(keys, CHANNELS):
             w = state[key]
             if w.shape != (1, channels, 1, 1):
-                torch_weights.shape_error(path, "--lpips_weights", key, w, (1, channels, 1, 1))
+                torch_files.shape_error(path, "--lpips_weights", key, w, (1, channels, 1, 1))
             weights.append(tf.constant(w.reshape(channels)))  # [C]
         return weights
 

@@ -10,7 +10,7 @@ from stargan_tf.config import ModelConfig
 from stargan_tf.networks.encoders import Discriminator, StyleEncoder
 from stargan_tf.networks.generator import Generator
 from stargan_tf.networks.mapping_network import MappingNetwork
-from stargan_tf.official_format import NETWORK_NAMES
+from stargan_tf.torch_layout import NETWORK_NAMES
 
 
 @dataclasses.dataclass

@@ -3,15 +3,15 @@
 A 98-landmark Face Alignment Network: a CoordConv stem, bottleneck ConvBlocks, one depth-4
 hourglass and a 1x1 head giving 98 landmark heatmaps plus a boundary channel at 64x64. It is
 never trained here: its BatchNorms always use their running statistics and it runs in float32.
-`get_heatmap(x)` turns images into the generator's two masks (see `stargan_tf.face_masks`).
+`get_heatmap(x)` turns images into the generator's two masks (see `stargan_tf.networks.face_masks`).
 """
 
 import keras
 import tensorflow as tf
 
-from stargan_tf import face_masks
+from stargan_tf.networks import face_masks
 from stargan_tf.layers.blocks import avg_pool2x, conv_weights, upsample_nearest2x
-from stargan_tf.official_format import VECTOR
+from stargan_tf.torch_layout import VECTOR
 
 FAN_SIZE = 256  # input height and width the FAN runs at
 DTYPE = "float32"  # whatever the global mixed-precision policy: the masks are computed in fp32

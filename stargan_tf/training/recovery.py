@@ -1,9 +1,10 @@
 """Finding the checkpoint to resume from after a crash: the newest one that loads.
 
-TensorFlow writes a checkpoint's shards under `ckpt-N_temp/`, merges them into `ckpt-N.index` and
-`ckpt-N.data-*`, and only then rewrites the `checkpoint` state file (atomically) to name it: a
-save killed part-way never becomes "latest". What a crash can still leave: the temp directory, a
-half-merged `ckpt-N` that the state file does not name, or (disk trouble, a copy gone wrong) a
+TensorFlow writes a checkpoint's shards under a temporary directory, merges them into the
+checkpoint's `.index` and `.data-*` files (names: `stargan_tf.model_dir`), and only then rewrites
+the `checkpoint` state file (atomically) to name it: a save killed part-way never becomes
+"latest". What a crash can still leave: the temp directory, a half-merged checkpoint that the
+state file does not name, or (disk trouble, a copy gone wrong) a
 named checkpoint whose files are damaged. The trainer tries the candidates newest first; the
 damaged ones are moved aside into `corrupt/`, never deleted.
 
@@ -15,15 +16,14 @@ the next save removes.
 """
 
 import os
-import re
 import time
 
 import tensorflow as tf
 from absl import logging
 
 from stargan_tf.errors import UserError, describe
+from stargan_tf.model_dir import INDEX_RE, TEMP_RE, checkpoint_files, checkpoint_prefix, checkpoint_step
 
-INDEX_RE = re.compile(r"^ckpt-(\d+)\.index$")
 CORRUPT_SUBDIR = "corrupt"
 LOCK_FILE = ".lock"
 # What reading a damaged checkpoint raises: TF errors (DataLoss, NotFound, ...), the reader's
@@ -33,12 +33,12 @@ LOAD_ERRORS = (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyErr
 
 
 def prefix(directory, step):
-    return os.path.join(directory, f"ckpt-{step}")
+    return checkpoint_prefix(directory, step)
 
 
 def candidate_steps(directory):
     """Steps of the checkpoints in `directory`, in the order to try them: any complete-looking
-    `ckpt-N.index` newer than the state file's latest (a save killed before the state file was
+    checkpoint index newer than the state file's latest (a save killed before the state file was
     rewritten; loading it decides whether it is whole), then the state file's checkpoints, latest
     first, then other older files."""
     if not tf.io.gfile.isdir(directory):
@@ -56,11 +56,11 @@ def candidate_steps(directory):
 
 
 def remove_partial_writes(directory):
-    """Deletes what killed saves leave behind: `ckpt-N_temp*` shard directories."""
+    """Deletes what killed saves leave behind: temporary shard directories (`TEMP_RE`)."""
     if not tf.io.gfile.isdir(directory):
         return
     for name in tf.io.gfile.listdir(directory):
-        if re.match(r"^ckpt-\d+_temp", name.rstrip("/")):
+        if TEMP_RE.match(name.rstrip("/")):
             path = os.path.join(directory, name.rstrip("/"))
             logging.info("Removing %s, left by a checkpoint save that did not finish.", path)
             if tf.io.gfile.isdir(path):
@@ -71,9 +71,7 @@ def remove_partial_writes(directory):
 
 def _files_of(directory, step):
     """Names of the files of checkpoint `step` in `directory`: its index and data shards."""
-    base = f"ckpt-{step}"
-    return [name for name in tf.io.gfile.listdir(directory)
-            if name == base + ".index" or name.startswith(base + ".data-")]
+    return checkpoint_files(directory, step)
 
 
 def quarantine(directory, step):
@@ -111,9 +109,8 @@ def named_steps(directory, warn=False):
         return []
     steps = []
     for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
-        m = INDEX_RE.match(os.path.basename(path) + ".index")
-        if m:
-            step = int(m.group(1))
+        step = checkpoint_step(path)
+        if step is not None:
             steps = [s for s in steps if s != step] + [step]  # The latest goes last.
     return steps
 
@@ -126,7 +123,7 @@ def delete_checkpoint(directory, step):
 
 
 class CheckpointSaver:
-    """Writes `ckpt-<step>` checkpoints into a directory and keeps the `max_to_keep` newest.
+    """Writes a checkpoint per step (named by `stargan_tf.model_dir`) into a directory and keeps the `max_to_keep` newest.
 
     Each save: the checkpoint is written (TensorFlow writes shards to a temp directory and merges
     them into place), the state file is rewritten atomically to name it and the kept ones, and
@@ -196,7 +193,7 @@ def restore_newest_valid(checkpoint, directory, chief=True):
                             "moved to %s.", step, ", ".join(str(b) for b, _ in failed), dest)
         return step
     if failed:
-        raise UserError(f"No checkpoint in {directory} loads ({'; '.join(f'ckpt-{s}: {r}' for s, r in failed)}). "
+        raise UserError(f"No checkpoint in {directory} loads ({'; '.join(f'{os.path.basename(prefix(directory, s))}: {r}' for s, r in failed)}). "
                         "Restore them from a backup, or move the directory away to start afresh.")
     return None
 

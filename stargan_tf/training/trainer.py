@@ -17,12 +17,12 @@ from absl import logging
 from PIL import Image
 
 from stargan_tf import losses
-from stargan_tf.checkpoint import (CONFIG_FILE, FORMAT, VERSION, fan_checkpoint, nets_checkpoint,
-                                   write_json_atomic)
+from stargan_tf import model_dir
+from stargan_tf.model_dir import FORMAT, VERSION, fan_checkpoint, nets_checkpoint
 from stargan_tf.data import augment
 from stargan_tf.errors import UserError, describe
 from stargan_tf.networks import build_networks, official_variable_map
-from stargan_tf.official_fan import convert_official_fan
+from stargan_tf.official.fan import convert_official_fan
 from stargan_tf.training import config as config_lib
 from stargan_tf.training import recovery
 from stargan_tf.training.preemption import Preempted, StopRequest
@@ -30,7 +30,6 @@ from stargan_tf.training.optimizer import AdamL2
 from stargan_tf.training.samples import render_grid
 
 STOP_KEY = "_stop_requested"  # not a metric: > 0 when some worker was signalled to stop
-CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
 LOGS_SUBDIR = "logs"
 EVAL_SUBDIR = "eval"
@@ -92,7 +91,7 @@ class Trainer:
         resolver = getattr(strategy, "cluster_resolver", None)
         self.multi_worker = bool(resolver is not None and resolver.cluster_spec().as_dict())
         self.global_batch = config.batch_size
-        self.ckpt_dir = os.path.join(config.workdir, CHECKPOINT_SUBDIR)
+        self.ckpt_dir = model_dir.checkpoint_dir(config.workdir)
         self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
         if config.mixed_precision:
             import keras
@@ -167,7 +166,7 @@ class Trainer:
         return tf.train.Checkpoint(**nodes)
 
     def _init_from(self, directory):
-        from stargan_tf.checkpoint import load_networks, read_model_config
+        from stargan_tf.model_dir import load_networks, read_model_config
 
         source = read_model_config(directory)
         mine = self.config.model
@@ -329,11 +328,9 @@ class Trainer:
         return int(self.step.numpy())
 
     def _check_saved_config(self):
-        path = os.path.join(self.config.workdir, CONFIG_FILE)
-        if not os.path.exists(path):
+        if not os.path.exists(os.path.join(self.config.workdir, model_dir.CONFIG_FILE)):
             return
-        with open(path) as f:
-            saved = json.load(f)
+        saved = model_dir.read_meta(self.config.workdir)
         if "train" not in saved:
             raise UserError(f"{self.config.workdir} holds a model directory that is not a training "
                             "run (a converted checkpoint?); pass it as --init_from, and a new --workdir.")
@@ -350,7 +347,7 @@ class Trainer:
             "format": FORMAT, "version": VERSION, "schema_version": config_lib.SCHEMA_VERSION,
             "model": self.config.model.to_dict(), "train": self.config.to_dict(),
             "provenance": config_lib.provenance()}
-        write_json_atomic(os.path.join(self.config.workdir, CONFIG_FILE), meta)
+        model_dir.write_meta(self.config.workdir, meta)
         from stargan_tf import model_card
 
         model_card.write_card(self.config.workdir, meta)

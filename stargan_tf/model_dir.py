@@ -14,6 +14,7 @@ for w_hpf > 0 models, `fan` (the frozen FAN that makes the generator's masks, of
 
 import json
 import os
+import re
 
 import tensorflow as tf
 from absl import logging
@@ -28,6 +29,12 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
 FORMAT = "stargan_tf"
 VERSION = 1
+# tf.train.CheckpointManager's default name; every checkpoint is `<dir>/ckpt-<step>.index|data-*`.
+CHECKPOINT_PREFIX = "ckpt"
+INDEX_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
+# What a save killed part-way leaves: TensorFlow writes the shards under `<prefix>-N_temp*/`.
+TEMP_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-\d+_temp")
+SLOTS = ("nets", "nets_ema", "fan")
 
 
 class ModelDirError(UserError):
@@ -37,6 +44,54 @@ class ModelDirError(UserError):
 def write_json_atomic(path, obj):
     """Writes JSON to path atomically (see `stargan_tf.files.write_text_atomic`)."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def checkpoint_dir(directory):
+    """Where a model directory keeps its checkpoints."""
+    return os.path.join(directory, CHECKPOINT_SUBDIR)
+
+
+def checkpoint_prefix(ckpt_dir, step):
+    """The path prefix of checkpoint `step` in a checkpoint directory."""
+    return os.path.join(ckpt_dir, f"{CHECKPOINT_PREFIX}-{step}")
+
+
+def checkpoint_step(path):
+    """The step of a checkpoint path prefix (`.../<prefix>-<step>`), or None."""
+    m = INDEX_RE.match(os.path.basename(path) + ".index") if path else None
+    return int(m.group(1)) if m else None
+
+
+def checkpoint_files(ckpt_dir, step):
+    """Names of the files of checkpoint `step` in a checkpoint directory: index and data shards."""
+    base = os.path.basename(checkpoint_prefix(ckpt_dir, step))
+    return [name for name in tf.io.gfile.listdir(ckpt_dir)
+            if name == base + ".index" or name.startswith(base + ".data-")]
+
+
+def checkpoint_path(directory, step=None):
+    """The checkpoint prefix of `step` (None: the latest) in a model directory, or None."""
+    ckpt_dir = checkpoint_dir(directory)
+    if step is None:
+        return tf.train.latest_checkpoint(ckpt_dir)
+    path = checkpoint_prefix(ckpt_dir, step)
+    return path if tf.io.gfile.exists(path + ".index") else None
+
+
+def latest_step(directory):
+    """The step of a model directory's latest checkpoint, or None without one."""
+    return checkpoint_step(checkpoint_path(directory))
+
+
+def read_meta(directory):
+    """The config.json of a model directory, as a dict."""
+    with open(os.path.join(directory, CONFIG_FILE)) as f:
+        return json.load(f)
+
+
+def write_meta(directory, meta):
+    """Writes a model directory's config.json (atomically)."""
+    write_json_atomic(os.path.join(directory, CONFIG_FILE), meta)
 
 
 def nets_checkpoint(networks: Networks):
@@ -80,13 +135,14 @@ def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
     if networks.fan is not None:  # the FAN of w_hpf > 0 models travels with them
         nodes["fan"] = fan_checkpoint(networks.fan)
     root = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **nodes)
-    manager = tf.train.CheckpointManager(root, os.path.join(directory, CHECKPOINT_SUBDIR), max_to_keep=None)
+    manager = tf.train.CheckpointManager(root, checkpoint_dir(directory), max_to_keep=None,
+                                         checkpoint_name=CHECKPOINT_PREFIX)
     # The checkpoint is complete (index and data) before CheckpointManager records it as latest;
     # the config is written last, atomically, so a directory with a config is a usable one.
     path = manager.save(checkpoint_number=step)
     meta = {"format": FORMAT, "version": VERSION, "model": networks.config.to_dict(),
             "source": source}
-    write_json_atomic(os.path.join(directory, CONFIG_FILE), meta)
+    write_meta(directory, meta)
     model_card.write_card(directory, meta)  # what the weights are, how made, their license
     return path
 
@@ -111,9 +167,10 @@ def read_model_config(directory) -> ModelConfig:
         raise ModelDirError(f"{path} is not a valid stargan_tf config: {e}") from None
 
 
-def _slots(checkpoint_path):
-    names = {name.split("/")[0] for name, _ in tf.train.list_variables(checkpoint_path)}
-    return {slot for slot in ("nets", "nets_ema", "fan") if slot in names}
+def slots(path):
+    """Which of SLOTS (trained networks, EMA networks, FAN) the checkpoint at `path` holds."""
+    names = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    return {slot for slot in SLOTS if slot in names}
 
 
 def load_networks(directory, ema=None, step=None) -> Networks:
@@ -130,25 +187,19 @@ def load_networks(directory, ema=None, step=None) -> Networks:
       model has w_hpf > 0 and the checkpoint holds the FAN (training and converting store it).
     """
     config = read_model_config(directory)
-    ckpt_dir = os.path.join(directory, CHECKPOINT_SUBDIR)
-    if step is None:
-        path = tf.train.latest_checkpoint(ckpt_dir)
-    else:
-        path = os.path.join(ckpt_dir, f"ckpt-{step}")
-        if not tf.io.gfile.exists(path + ".index"):
-            path = None
+    path = checkpoint_path(directory, step)
     if path is None:
         which = "any checkpoint" if step is None else f"a checkpoint of step {step}"
-        raise ModelDirError(f"{ckpt_dir} holds no {which}.")
-    slots = _slots(path)
+        raise ModelDirError(f"{checkpoint_dir(directory)} holds no {which}.")
+    held = slots(path)
     if ema is None:
-        ema = "nets_ema" in slots
+        ema = "nets_ema" in held
     slot = "nets_ema" if ema else "nets"
-    if slot not in slots:
+    if slot not in held:
         raise ModelDirError(f"{path} holds no {'EMA' if ema else 'trained'} networks ({slot}).")
     networks = build_networks(config, discriminator=not ema)
     nodes = {slot: nets_checkpoint(networks)}
-    if config.w_hpf > 0 and "fan" in slots:
+    if config.w_hpf > 0 and "fan" in held:
         from stargan_tf.networks.fan import build_fan
 
         networks.fan = build_fan()
@@ -159,3 +210,11 @@ def load_networks(directory, ema=None, step=None) -> Networks:
     logging.info("Loaded %s networks%s from %s.", "EMA" if ema else "trained",
                  " and the FAN" if networks.fan is not None else "", path)
     return networks
+
+
+def export_card(directory, step, ema):
+    """The model card of an export of model directory `directory` at `step` (None: its latest)."""
+    if step is None:  # the latest checkpoint, as loading took it
+        step = latest_step(directory)
+    return model_card.card_text(read_meta(directory), exported_from={
+        "directory": os.path.abspath(directory), "step": step, "ema": ema})

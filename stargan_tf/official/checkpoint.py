@@ -14,70 +14,14 @@ import re
 import numpy as np
 from absl import logging
 
-from stargan_tf.config import ModelConfig
+from stargan_tf.config import MODEL_FIELDS, ModelConfig
 from stargan_tf.errors import UserError
-from stargan_tf.official_format import LAPLACIAN, NETWORK_NAMES, official_shape, to_keras
+from stargan_tf.official.torch_files import ConversionError, short_list, state_dict_to_numpy, torch_load
+from stargan_tf.torch_layout import LAPLACIAN, NETWORK_NAMES, official_shape, to_keras
 
 # This module imports TensorFlow only when it builds networks (inside functions), so that a bad
 # file is reported in one line before TensorFlow loads and logs.
 REQUIRED = ("generator", "mapping_network", "style_encoder")
-CONFIG_FIELDS = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf", "dim_in",
-                 "decoder")
-
-
-class ConversionError(UserError):
-    """An official checkpoint cannot be read or does not fit the requested config."""
-
-
-def short_list(items, limit=12):
-    items = sorted(items)
-    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
-
-
-def torch_load(path):
-    """`torch.load`s a PyTorch file safely (weights_only=True, onto the CPU).
-
-    Raises:
-      ConversionError: torch is missing, the file is missing, a directory, or not a readable
-        PyTorch file. The message is one line that says what to do.
-    """
-    try:
-        import torch
-    except ImportError:
-        raise ConversionError(
-            "Reading PyTorch checkpoints needs torch, which is not installed: "
-            "pip install 'stargan_tf[torch]' (or pip install torch)."
-        ) from None
-    if not os.path.exists(path):
-        raise ConversionError(f"Checkpoint file not found: {path}")
-    if os.path.isdir(path):
-        raise ConversionError(f"{path} is a directory; pass the official .ckpt file itself.")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte 0x80).
-    if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):
-        what = "an empty file" if not magic else "neither a zip archive nor a pickle"
-        raise ConversionError(f"{path} is not a PyTorch checkpoint: it is {what}.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for foreign files: report them all alike.
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Weights only load failed" in str(e):
-            reason = "it holds Python objects that a safe (weights_only) load refuses to run"
-        raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({reason}).") from None
-
-
-def state_dict_to_numpy(state_dict, path, entry):
-    """`{key: np.ndarray}` of a PyTorch state dict, without DataParallel `module.` prefixes."""
-    if not isinstance(state_dict, dict):
-        raise ConversionError(f"{path}: entry {entry!r} is not a state dict.")
-    out = {}
-    for key, value in state_dict.items():
-        # Files saved from an nn.DataParallel wrapper prefix every key with "module.".
-        key = re.sub(r"^(module\.)+", "", key)
-        out[key] = value.detach().cpu().float().numpy()
-    return out
 
 
 def read_official_checkpoint(path):
@@ -176,7 +120,7 @@ def resolve_config(state, path="checkpoint", domain_names=None, **overrides):
     A stated w_hpf that contradicts a `hpf.filter` stored in the file is an error; other stated
     values that contradict the file surface when the weights are loaded (naming the tensor).
     """
-    unknown = set(overrides) - set(CONFIG_FIELDS)
+    unknown = set(overrides) - set(MODEL_FIELDS)
     if unknown:
         raise ConversionError(f"Unknown config fields: {short_list(unknown)}.")
     inferred = infer_model_config(state, path)
@@ -235,7 +179,7 @@ def load_official_state(networks, state, path="checkpoint"):
 
 
 def _describe(config):
-    return "(" + ", ".join(f"{k}={getattr(config, k)}" for k in CONFIG_FIELDS) + ")"
+    return "(" + ", ".join(f"{k}={getattr(config, k)}" for k in MODEL_FIELDS) + ")"
 
 
 def convert_official_checkpoint(path, domain_names=None, **overrides):
@@ -262,7 +206,7 @@ def networks_from_state(state, config, path="checkpoint"):
     """Builds the networks of `config` and loads an official state dict into them (and its `fan`
     entry into `networks.fan` when w_hpf > 0)."""
     from stargan_tf.networks import build_networks
-    from stargan_tf.official_fan import fan_from_state
+    from stargan_tf.official.fan import fan_from_state
 
     if config.decoder != "adain":
         raise ConversionError(

@@ -9,9 +9,9 @@ key the network needs and the file lacks is an error (the official loader keeps 
 
 from absl import logging
 
-from stargan_tf.official_checkpoint import (ConversionError, short_list, state_dict_to_numpy,
+from stargan_tf.official.torch_files import (ConversionError, short_list, state_dict_to_numpy,
                                             torch_load)
-from stargan_tf.official_format import official_shape, to_keras
+from stargan_tf.torch_layout import official_shape, to_keras
 
 WING_HELP = ("wing.ckpt comes with the official StarGAN v2 repository: bash download.sh wing "
              "(it saves expr/checkpoints/wing.ckpt and celeba_lm_mean.npz)")

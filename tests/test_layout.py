@@ -1,0 +1,119 @@
+"""The package's layers (stargan_tf/__init__.py): no import cycles, no upward imports, short
+functions, and one owner of the model directory's layout. Parses the source; imports nothing."""
+
+import ast
+import pathlib
+import re
+
+import pytest
+
+import stargan_tf
+
+PACKAGE = pathlib.Path(stargan_tf.__file__).parent
+MAX_FUNCTION_LINES = 60
+
+
+def _module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules():
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name, path, modules):
+    """The package modules `name` imports, at module level or inside functions."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            # `from pkg import module` imports the module; `from module import name` the module.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                       for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in modules and t != name)
+    return found
+
+
+def _graph():
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def test_the_layer_rule_is_the_docstrings():
+    for layer in stargan_tf.LAYERS:
+        for prefix in layer:
+            assert prefix.replace("stargan_tf.", "") in stargan_tf.__doc__, prefix
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in _modules() if stargan_tf.layer_of(m) is None] == []
+
+
+def test_no_upward_imports():
+    upward = [f"{m} (layer {stargan_tf.layer_of(m)}) imports {t} (layer {stargan_tf.layer_of(t)})"
+              for m, targets in _graph().items() for t in sorted(targets)
+              if stargan_tf.layer_of(t) > stargan_tf.layer_of(m)]
+    assert upward == []
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def test_the_checker_sees_a_cycle_and_an_upward_edge(tmp_path, monkeypatch):
+    # The graph above is only as good as its parser: a planted cycle and an upward edge show up.
+    modules = {"stargan_tf.layers.a": tmp_path / "a.py", "stargan_tf.training.b": tmp_path / "b.py"}
+    modules["stargan_tf.layers.a"].write_text("def f():\n    from stargan_tf.training import b\n")
+    modules["stargan_tf.training.b"].write_text("from stargan_tf.layers.a import f\n")
+    assert _imports("stargan_tf.layers.a", modules["stargan_tf.layers.a"], modules) == {
+        "stargan_tf.training.b"}
+    assert _imports("stargan_tf.training.b", modules["stargan_tf.training.b"], modules) == {
+        "stargan_tf.layers.a"}
+    assert stargan_tf.layer_of("stargan_tf.training.b") > stargan_tf.layer_of("stargan_tf.layers.a")
+
+
+@pytest.mark.parametrize("root", ["stargan_tf", "tools"])
+def test_functions_are_short(root):
+    base = PACKAGE if root == "stargan_tf" else PACKAGE.parent / "tools"
+    long = []
+    for path in sorted(base.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                                f"({lines} lines)")
+    assert long == []
+
+
+def test_the_model_directory_layout_has_one_owner():
+    # The checkpoint names and the config file are spelled in stargan_tf/model_dir.py only.
+    spelled = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in sorted(PACKAGE.rglob("*.py"))
+               if p.name != "model_dir.py"
+               for i, line in enumerate(p.read_text().splitlines(), 1)
+               if re.search(r"ckpt-|\"checkpoints\"|rsplit\(\"-\"", line)]
+    assert spelled == []
