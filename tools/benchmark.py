@@ -98,19 +98,42 @@ def main(argv):
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    from stargan_tf.perf import peak, runs
-    from stargan_tf.training.trainer import Trainer
-
     out = sys.stderr if FLAGS.json else sys.stdout
     log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     config = build_config()
+    peaks = measure_peaks(log)
+    result, trainer = time_training(config, peaks, log)
+    if FLAGS.profile:
+        result["profile"] = profile_iteration(trainer)
+    if FLAGS.inference:
+        result.update(time_inference(trainer, config, log))
+    if FLAGS.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_report(result)
+
+
+def measure_peaks(log):
+    """The machine's conv and matmul peaks (GFLOP/s), measured now; bf16 conv when it is used."""
+    import tensorflow as tf
+
+    from stargan_tf.perf import peak
 
     log("measuring the machine's peak (3x3 conv, batch 4, 64x64, 256->256; 2048^3 matmul)...")
-    conv_peak = peak.conv_peak(FLAGS.peak_seconds)
-    matmul_peak = peak.matmul_peak(FLAGS.peak_seconds)
-    peak_gflops = max(conv_peak, matmul_peak)
-    bf16_peak = (peak.conv_peak(FLAGS.peak_seconds, tf.bfloat16)
-                 if FLAGS.mixed_precision == "mixed_bfloat16" else None)
+    peaks = {"conv_peak_gflops": peak.conv_peak(FLAGS.peak_seconds),
+             "matmul_peak_gflops": peak.matmul_peak(FLAGS.peak_seconds)}
+    peaks["peak_gflops"] = max(peaks.values())
+    if FLAGS.mixed_precision == "mixed_bfloat16":
+        peaks["bf16_conv_peak_gflops"] = peak.conv_peak(FLAGS.peak_seconds, tf.bfloat16)
+    return peaks
+
+
+def time_training(config, peaks, log):
+    """Times the training iteration on a synthetic batch: (result dict, the trainer)."""
+    import tensorflow as tf
+
+    from stargan_tf.perf import runs
+    from stargan_tf.training.trainer import Trainer
 
     batch = runs.synthetic_batch(config)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
@@ -135,56 +158,61 @@ def main(argv):
         "gflops_per_iteration": gflops,
         "flops_counted_from": "traced graph (conv + gradients + matmul)",
         "achieved_gflops": gflops / s_per_iter,
-        "peak_gflops": peak_gflops, "conv_peak_gflops": conv_peak,
-        "matmul_peak_gflops": matmul_peak,
-        "fraction_of_peak": gflops / s_per_iter / peak_gflops,
+        **peaks,
+        "fraction_of_peak": gflops / s_per_iter / peaks["peak_gflops"],
         "trace_seconds": t["trace_seconds"],
         "peak_rss_mb": runs.peak_rss_mb(),
     }  # fmt: skip
-    if bf16_peak is not None:
-        result["bf16_conv_peak_gflops"] = bf16_peak
-    if FLAGS.profile:
-        from stargan_tf.perf.profile import op_time_by_type
+    return result, trainer
 
-        iterator = trainer.make_iterator(0)
-        ops = op_time_by_type(lambda: trainer.run_iteration(iterator))
-        total = sum(s for _, s, _ in ops)
-        conv = sum(s for op, s, _ in ops if "Conv2D" in op)
-        result["profile"] = {
-            "op_seconds_total": total, "conv_fraction": conv / total if total else 0.0,
-            "top_ops": [{"op": op, "seconds": s, "count": n} for op, s, n in ops[:15]],
-        }  # fmt: skip
-    if FLAGS.inference:
-        log("exporting the EMA networks as a SavedModel and timing translate_reference...")
-        n = FLAGS.inference_batch or config.batch_size
-        inf = runs.time_inference(trainer.nets_ema, n, FLAGS.inference_iters)
-        result.update({
-            "inference_batch": n,
-            "inference_images_per_second": inf["images_per_second"],
-            "export_seconds": inf["export_seconds"],
-            "peak_rss_mb_after_inference": runs.peak_rss_mb(),
-        })  # fmt: skip
 
-    if FLAGS.json:
-        print(json.dumps(result, indent=1))
-        return
-    r = result
+def profile_iteration(trainer):
+    """One more iteration under the TF profiler: the op types that take the time."""
+    from stargan_tf.perf.profile import op_time_by_type
+
+    iterator = trainer.make_iterator(0)
+    ops = op_time_by_type(lambda: trainer.run_iteration(iterator))
+    total = sum(s for _, s, _ in ops)
+    conv = sum(s for op, s, _ in ops if "Conv2D" in op)
+    return {
+        "op_seconds_total": total, "conv_fraction": conv / total if total else 0.0,
+        "top_ops": [{"op": op, "seconds": s, "count": n} for op, s, n in ops[:15]],
+    }  # fmt: skip
+
+
+def time_inference(trainer, config, log):
+    """Reference-guided translation through the exported SavedModel of the EMA networks."""
+    from stargan_tf.perf import runs
+
+    log("exporting the EMA networks as a SavedModel and timing translate_reference...")
+    n = FLAGS.inference_batch or config.batch_size
+    inf = runs.time_inference(trainer.nets_ema, n, FLAGS.inference_iters)
+    return {
+        "inference_batch": n,
+        "inference_images_per_second": inf["images_per_second"],
+        "export_seconds": inf["export_seconds"],
+        "peak_rss_mb_after_inference": runs.peak_rss_mb(),
+    }  # fmt: skip
+
+
+def print_report(r):
+    bf16 = r.get("bf16_conv_peak_gflops")
     print(f"\nseconds/iteration   {r['seconds_per_iteration']:.3f} median "
           f"(min {r['seconds_min']:.3f}, max {r['seconds_max']:.3f}, {r['iters']} iterations)")
     print(f"images/s            {r['images_per_second']:.3f}")
     print(f"GFLOP/iteration     {r['gflops_per_iteration']:.1f} ({r['flops_counted_from']})")
     print(f"achieved GFLOP/s    {r['achieved_gflops']:.1f}")
-    print(f"peak GFLOP/s        {r['peak_gflops']:.1f} (conv {conv_peak:.1f}, matmul "
-          f"{matmul_peak:.1f}, measured now)" + (f"; bf16 conv {bf16_peak:.1f}" if bf16_peak else ""))
+    print(f"peak GFLOP/s        {r['peak_gflops']:.1f} (conv {r['conv_peak_gflops']:.1f}, matmul "
+          f"{r['matmul_peak_gflops']:.1f}, measured now)" + (f"; bf16 conv {bf16:.1f}" if bf16 else ""))
     print(f"fraction of peak    {r['fraction_of_peak']:.1%}")
     print(f"peak RSS            {r['peak_rss_mb']:.0f} MiB")
-    if FLAGS.profile:
+    if "profile" in r:
         p = r["profile"]
         print(f"profile             {p['op_seconds_total']:.2f} s of op time (summed over threads); "
               f"convolutions {p['conv_fraction']:.0%}")
         for row in p["top_ops"]:
             print(f"  {row['op']:36s} {row['seconds']:8.3f} s  x{row['count']}")
-    if FLAGS.inference:
+    if "inference_images_per_second" in r:
         print(f"inference           {r['inference_images_per_second']:.2f} images/s "
               f"(SavedModel translate_reference, batch {r['inference_batch']}; "
               f"export {r['export_seconds']:.1f} s)")

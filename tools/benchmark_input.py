@@ -106,83 +106,98 @@ def measure(iterator, images_per_batch, seconds):
 
 def main(argv):
     del argv  # Unused.
+    from stargan_tf.data import pipeline
+
+    options = pipeline.deterministic_options()
+    if FLAGS.threads:
+        options.threading.private_threadpool_size = FLAGS.threads
+    print(f"tf.data threads: {FLAGS.threads or 'default'}; CPU cores: {os.cpu_count()}")
+    for size in [int(s) for s in FLAGS.sizes]:
+        tmp = tempfile.mkdtemp(prefix=f"benchmark_input_{size}_")
+        try:
+            mean_bytes = write_split(tmp, size, FLAGS.num_images)
+            best = measure_all(pipelines(tmp, size, FLAGS.batch_size, options))
+            report(size, mean_bytes, best)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pipelines(split_dir, size, b, options):
+    """{name: (iterator, images per batch)}: the raw reader, the training pipeline with and
+    without host augmentation, with the device stage after it, and the device stage alone."""
     import tensorflow as tf
 
     from stargan_tf.data import augment
     from stargan_tf.data import format as data_format
     from stargan_tf.data import pipeline
 
-    options = pipeline.deterministic_options()
-    if FLAGS.threads:
-        options.threading.private_threadpool_size = FLAGS.threads
-    b = FLAGS.batch_size
-    print(f"tf.data threads: {FLAGS.threads or 'default'}; CPU cores: {os.cpu_count()}")
-    for size in [int(s) for s in FLAGS.sizes]:
-        tmp = tempfile.mkdtemp(prefix=f"benchmark_input_{size}_")
-        try:
-            mean_bytes = write_split(tmp, size, FLAGS.num_images)
-            files = data_format.shard_paths(tmp)
+    def raw_decode(serialized):
+        image = data_format.parse_example(serialized)["image"]
+        return tf.io.decode_jpeg(image, channels=3)
 
-            def raw_decode(serialized):
-                image = data_format.parse_example(serialized)["image"]
-                return tf.io.decode_jpeg(image, channels=3)
+    raw = (
+        tf.data.TFRecordDataset(data_format.shard_paths(split_dir))
+        .repeat()
+        .map(raw_decode, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(b)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
 
-            raw = (
-                tf.data.TFRecordDataset(files)
-                .repeat()
-                .map(raw_decode, num_parallel_calls=tf.data.AUTOTUNE)
-                .batch(b)
-                .prefetch(tf.data.AUTOTUNE)
-                .with_options(options)
-            )
-            def train(augment_on):
-                return pipeline.train_dataset(
-                    tmp, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob,
-                    normalize=False, augment_on=augment_on,
-                ).with_options(options)
+    def train(augment_on):
+        return pipeline.train_dataset(
+            split_dir, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob,
+            normalize=False, augment_on=augment_on,
+        ).with_options(options)
 
-            finish = tf.function(augment.finish_batch)
+    finish = tf.function(augment.finish_batch)
 
-            def finished(dataset):
-                for batch in dataset:
-                    yield finish(batch)
+    def finished(dataset):
+        for batch in dataset:
+            yield finish(batch)
 
-            # Alternate them, keep the best round of each: other processes on the machine
-            # slow down single measurements, never speed them up.
-            iterators = {
-                "raw": (iter(raw), b),
-                "pipeline": (iter(train("device")), 3 * b),
-                "host-aug": (iter(train("host")), 3 * b),
-                "+device": (finished(train("device")), 3 * b),
-            }
-            in_memory = next(iter(train("device")))
+    in_memory = next(iter(train("device")))
 
-            def device_only():
-                while True:
-                    yield finish(in_memory)["x_real"].shape  # The whole batch: 3 * b images.
+    def device_only():
+        while True:
+            yield finish(in_memory)["x_real"].shape  # The whole batch: 3 * b images.
 
-            iterators["device alone"] = (device_only(), 3 * b)
-            for it, _ in iterators.values():
-                for _ in range(5):  # Warm-up: trace functions, fill buffers.
-                    next(it)
-            best = {name: (0.0, float("inf")) for name in iterators}
-            for _ in range(FLAGS.rounds):
-                for name, (it, per_batch) in iterators.items():
-                    rate, cpu = measure(it, per_batch, FLAGS.seconds)
-                    best[name] = (max(best[name][0], rate), min(best[name][1], cpu))
-            raw_rate, raw_cpu = best["raw"]
-            print(
-                f"{size} px ({mean_bytes / 1024:.0f} KiB/JPEG): "
-                f"raw decode_jpeg {raw_rate:.0f} images/s ({raw_cpu:.2f} CPU ms/image)"
-            )
-            for name in ("pipeline", "host-aug", "+device", "device alone"):
-                rate, cpu = best[name]
-                print(
-                    f"  {name:12s} {rate:.0f} images/s ({cpu:.2f} CPU ms/image): "
-                    f"{rate / raw_rate:.2f}x raw images/s, {raw_cpu / cpu:.2f}x by CPU time"
-                )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "raw": (iter(raw), b),
+        "pipeline": (iter(train("device")), 3 * b),
+        "host-aug": (iter(train("host")), 3 * b),
+        "+device": (finished(train("device")), 3 * b),
+        "device alone": (device_only(), 3 * b),
+    }
+
+
+def measure_all(iterators):
+    """{name: (best images/s, best CPU ms/image)} over FLAGS.rounds alternating rounds."""
+    for it, _ in iterators.values():
+        for _ in range(5):  # Warm-up: trace functions, fill buffers.
+            next(it)
+    # Alternate them, keep the best round of each: other processes on the machine slow down
+    # single measurements, never speed them up.
+    best = {name: (0.0, float("inf")) for name in iterators}
+    for _ in range(FLAGS.rounds):
+        for name, (it, per_batch) in iterators.items():
+            rate, cpu = measure(it, per_batch, FLAGS.seconds)
+            best[name] = (max(best[name][0], rate), min(best[name][1], cpu))
+    return best
+
+
+def report(size, mean_bytes, best):
+    raw_rate, raw_cpu = best["raw"]
+    print(
+        f"{size} px ({mean_bytes / 1024:.0f} KiB/JPEG): "
+        f"raw decode_jpeg {raw_rate:.0f} images/s ({raw_cpu:.2f} CPU ms/image)"
+    )
+    for name in ("pipeline", "host-aug", "+device", "device alone"):
+        rate, cpu = best[name]
+        print(
+            f"  {name:12s} {rate:.0f} images/s ({cpu:.2f} CPU ms/image): "
+            f"{rate / raw_rate:.2f}x raw images/s, {raw_cpu / cpu:.2f}x by CPU time"
+        )
 
 
 if __name__ == "__main__":

@@ -179,16 +179,33 @@ def train_dataset(
         raise ValueError(f'augment_on must be "host" or "device", got {augment_on!r}.')
     source = open_source(source)
     _check_source(source, img_size)
-    num_domains = source.num_domains
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
     if input_context is not None:
-        logging.info(
-            "Input pipeline %d of %d: per-replica batch %d.",
-            pipeline_id,
-            input_context.num_input_pipelines,
-            batch_size,
-        )
+        logging.info("Input pipeline %d of %d: per-replica batch %d.", pipeline_id,
+                     input_context.num_input_pipelines, batch_size)
+    examples = _draw_examples(source, seed, pipeline_id, shuffle_buffer)
+    if start_step:
+        # Each step takes one batch per replica this pipeline feeds.
+        replicas = 1
+        if input_context is not None:
+            replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        examples = examples.skip(start_step * replicas * batch_size)
+    make_example = _example_maker(img_size, latent_dim, randcrop_prob, augment_on)
+    examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    batches = examples.batch(batch_size, drop_remainder=True)
+    if augment_on == "device":
+        batches = batches.map(_crops_from_uniforms(img_size, randcrop_prob))
+    batches = batches.prefetch(_PREFETCH_BATCHES)
+    if normalize:
+        # Normalised after the prefetch buffer, which (like the map's in-flight results) holds uint8.
+        batches = batches.map(augment.finish_batch)
+    return batches.with_options(deterministic_options())
 
+
+def _draw_examples(source, seed, pipeline_id, shuffle_buffer):
+    """Endless (keys [7, 2], records of x_real, x_ref, x_ref2) pairs: the stateless seeds of each
+    example and the three encoded images drawn from the domains' streams."""
+    num_domains = source.num_domains
     base_seed = tf.constant([seed, pipeline_id], tf.int64)
 
     def example_keys(index):
@@ -211,8 +228,6 @@ def train_dataset(
     triples = tf.data.Dataset.choose_from_datasets(
         streams, keys.map(domain_choices).unbatch()
     ).batch(3, drop_remainder=True)  # {"image": [3], "label": [3], "filename": [3]}
-    examples = tf.data.Dataset.zip(keys, triples)
-
     counts = tf.constant(source.counts, tf.int64)
 
     def distinct_refs(k, rec):
@@ -220,13 +235,11 @@ def train_dataset(
         # one pass ends with the image the next begins with (rare); such examples are dropped.
         return (rec["filename"][1] != rec["filename"][2]) | (counts[rec["label"][1]] < 2)
 
-    examples = examples.filter(distinct_refs)
-    if start_step:
-        # Each step takes one batch per replica this pipeline feeds.
-        replicas = 1
-        if input_context is not None:
-            replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-        examples = examples.skip(start_step * replicas * batch_size)
+    return tf.data.Dataset.zip(keys, triples).filter(distinct_refs)
+
+
+def _example_maker(img_size, latent_dim, randcrop_prob, augment_on):
+    """The map from (keys, records) to one training example (see `train_dataset`)."""
 
     def make_example(k, rec):
         images = [decode(rec["image"][j]) for j in range(3)]
@@ -245,23 +258,20 @@ def train_dataset(
         example.update(x_real=x[0], x_ref=x[1], x_ref2=x[2])  # uint8 [S, S, 3] each
         return example
 
-    def crops_from_uniforms(batch):
+    return make_example
+
+
+def _crops_from_uniforms(img_size, randcrop_prob):
+    """The batch map that turns the examples' random numbers into crop windows (CROPS_KEY)."""
+
+    def crops(batch):
         u = batch.pop(_UNIFORMS)  # [B, 3, U]
-        crops = augment.params_from_uniforms(tf.reshape(u, [-1, u.shape[-1]]), img_size,
-                                             img_size, randcrop_prob)
-        batch[augment.CROPS_KEY] = tf.reshape(crops, [-1, 3, 5])
+        windows = augment.params_from_uniforms(tf.reshape(u, [-1, u.shape[-1]]), img_size,
+                                               img_size, randcrop_prob)
+        batch[augment.CROPS_KEY] = tf.reshape(windows, [-1, 3, 5])
         return batch
 
-    examples = examples.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    batches = examples.batch(batch_size, drop_remainder=True)
-    if augment_on == "device":
-        batches = batches.map(crops_from_uniforms)
-    batches = batches.prefetch(_PREFETCH_BATCHES)
-    if not normalize:
-        return batches.with_options(deterministic_options())
-
-    # Normalised after the prefetch buffer, which (like the map's in-flight results) holds uint8.
-    return batches.map(augment.finish_batch).with_options(deterministic_options())
+    return crops
 
 
 def _eval_map(img_size):

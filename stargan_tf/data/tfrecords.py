@@ -471,17 +471,44 @@ def write_split(
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, not {image_format!r}.")
-    from stargan_tf.data import format as fmt
-
-    domains = list(images)
     check_no_empty_domains(images, root)
+    plan = _plan_split(images, img_size, image_format, num_shards, seed)
+    prepare_split_dir(split_dir, overwrite)
+    start = time.monotonic()
+    if progress:
+        progress(0, len(plan.items))
+
+    def prepare(item):
+        return prepare_image(os.path.join(root, item[0]), img_size, min_size, image_format,
+                             jpeg_quality)
+
+    counts, skipped, names = _write_shards(root, plan, split_dir, prepare,
+                                           workers or os.cpu_count() or 1, progress)
+    _write_metadata(split_dir, img_size, plan, counts, skipped, names)
+    return SplitSummary(split_dir=split_dir, domains=tuple(plan.domains), counts=tuple(counts),
+                        shards=tuple(names), skipped=tuple(skipped),
+                        seconds=time.monotonic() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SplitPlan:
+    """What goes where: the items (path, label) in writing order and each one's shard."""
+
+    domains: list
+    items: list
+    item_shard: list
+    shard_domains: list
+
+
+def _plan_split(images, img_size, image_format, num_shards, seed):
+    """Orders a split's images (shuffled within each domain) and assigns them to shards: each
+    domain's images fill contiguous shards of their own (`plan_shards`)."""
+    domains = list(images)
     items = [(path, label) for label, domain in enumerate(domains) for path in images[domain]]
     random.Random(seed).shuffle(items)
     items.sort(key=lambda item: item[1])  # Stable: each domain's images stay shuffled.
-    total = len(items)
-    num_shards = min(num_shards or auto_num_shards(total, img_size, image_format), total)
+    num_shards = min(num_shards or auto_num_shards(len(items), img_size, image_format), len(items))
     shard_domains = plan_shards([len(images[d]) for d in domains], num_shards)
-    num_shards = len(shard_domains)
     first_shard = [shard_domains.index(d) for d in range(len(domains))]
     per_domain = [shard_domains.count(d) for d in range(len(domains))]
     position = [0] * len(domains)  # Index of each item within its domain.
@@ -490,25 +517,22 @@ def write_split(
         n = len(images[domains[label]])
         item_shard.append(first_shard[label] + position[label] * per_domain[label] // n)
         position[label] += 1
-    workers = workers or os.cpu_count() or 1
+    return _SplitPlan(domains, items, item_shard, shard_domains)
 
-    prepare_split_dir(split_dir, overwrite)
-    start = time.monotonic()
-    if progress:
-        progress(0, total)
-    counts = [0] * len(domains)
+
+def _write_shards(root, plan, split_dir, prepare, workers, progress):
+    """Prepares and writes every planned image; returns (counts per domain, skipped, shard
+    names). Nothing of this split's shards is left behind on an error."""
+    from stargan_tf.data import format as fmt
+
+    counts = [0] * len(plan.domains)
     skipped = []
-    writer = _ShardWriter(split_dir, num_shards)
-
-    def prepare(item):
-        return prepare_image(os.path.join(root, item[0]), img_size, min_size, image_format,
-                             jpeg_quality)
-
-    results = _prepared_in_order(items, prepare, workers)
+    writer = _ShardWriter(split_dir, len(plan.shard_domains))
+    results = _prepared_in_order(plan.items, prepare, workers)
     try:
-        for i, ((path, label), (data, reason)) in enumerate(zip(items, results)):
+        for i, ((path, label), (data, reason)) in enumerate(zip(plan.items, results)):
             # Contiguous runs of the list: one shard open at a time, none skipped.
-            writer.advance_to(item_shard[i])
+            writer.advance_to(plan.item_shard[i])
             if data is not None and not _is_utf8(path):
                 data, reason = None, "file name is not UTF-8 (records store names as UTF-8)"
             if data is None:
@@ -517,43 +541,45 @@ def write_split(
                 writer.write(fmt.make_example(data, label, path))
                 counts[label] += 1
             if progress:
-                progress(i + 1, total)
-        empty = [d for d, count in zip(domains, counts) if count == 0]
-        if empty:
-            first = next(f"{p}: {r}" for p, r in sorted(skipped) if p.startswith(empty[0] + "/"))
-            raise UserError(
-                f"Domain {', '.join(empty)} of {root} has no usable images: every file was skipped "
-                f"(e.g. {first})."
-            )
+                progress(i + 1, len(plan.items))
+        _check_usable(root, plan.domains, counts, skipped)
         writer.finish()
     except BaseException:
         writer.abort()
         raise
     finally:
         results.close()  # Stops the worker threads' queue on an error.
-    skipped.sort()
+    return counts, sorted(skipped), writer.names
+
+
+def _check_usable(root, domains, counts, skipped):
+    empty = [d for d, count in zip(domains, counts) if count == 0]
+    if empty:
+        first = next(f"{p}: {r}" for p, r in sorted(skipped) if p.startswith(empty[0] + "/"))
+        raise UserError(
+            f"Domain {', '.join(empty)} of {root} has no usable images: every file was skipped "
+            f"(e.g. {first})."
+        )
+
+
+def _write_metadata(split_dir, img_size, plan, counts, skipped, names):
+    """skipped.txt, then dataset.json: last, and atomically, so that dataset.json exists only
+    once every shard it names is complete."""
+    from stargan_tf.data import format as fmt
+
     write_skipped(os.path.join(split_dir, SKIPPED_FILE), skipped)
     meta = {
         "format": fmt.FORMAT,
         "version": fmt.VERSION,
         "img_size": img_size,
-        "domains": domains,
+        "domains": plan.domains,
         "counts": counts,
         "num_examples": sum(counts),
-        "shards": writer.names,
-        "shard_bytes": [os.path.getsize(os.path.join(split_dir, n)) for n in writer.names],
-        "shard_domains": shard_domains,
+        "shards": names,
+        "shard_bytes": [os.path.getsize(os.path.join(split_dir, n)) for n in names],
+        "shard_domains": plan.shard_domains,
     }
-    # Last, and atomically: dataset.json exists only once every shard it names is complete.
     _write_json_atomically(os.path.join(split_dir, fmt.METADATA_FILE), meta)
-    return SplitSummary(
-        split_dir=split_dir,
-        domains=tuple(domains),
-        counts=tuple(counts),
-        shards=tuple(writer.names),
-        skipped=tuple(skipped),
-        seconds=time.monotonic() - start,
-    )
 
 
 # Reporting.
