@@ -1,7 +1,6 @@
 """Configuration: one frozen dataclass per concern, built from flags at the program's edge."""
 
 import dataclasses
-import json
 from typing import Optional, Tuple
 
 DECODERS = ("adain", "modconv")  # the generator's decoders (networks/generator.py)

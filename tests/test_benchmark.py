@@ -89,6 +89,6 @@ def test_input_benchmark_reports_each_pipeline():
     assert status == 0, err[-3000:]
     assert "48 px" in out and "raw decode_jpeg" in out
     for name in ("pipeline", "host-aug", "+device", "device alone"):
-        (line,) = [l for l in out.splitlines() if l.strip().startswith(name + " ")]
+        (line,) = [ln for ln in out.splitlines() if ln.strip().startswith(name + " ")]
         rate, ratio = re.search(r" (\d+) images/s .*: ([\d.]+)x raw images/s", line).groups()
         assert float(rate) > 0 and float(ratio) > 0, line

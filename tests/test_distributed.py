@@ -66,7 +66,7 @@ class Worker:
 
     def results(self):
         with open(self.out_path) as f:
-            lines = [l for l in f.read().splitlines() if l.startswith(RESULT_PREFIX)]
+            lines = [ln for ln in f.read().splitlines() if ln.startswith(RESULT_PREFIX)]
         return json.loads(lines[-1][len(RESULT_PREFIX):])["results"] if lines else None
 
     def cpu_seconds(self):

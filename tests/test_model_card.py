@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import stargan_tf
-from stargan_tf import model_card
+from stargan_tf import model_card, model_dir
 
 TINY = stargan_tf.ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2,
                               max_conv_dim=16, dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"),

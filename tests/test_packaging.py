@@ -97,8 +97,9 @@ def test_wheel_contents_and_metadata(wheel):
 
     requires = meta.get_all("Requires-Dist")
     base = [r for r in requires if "extra ==" not in r]
-    names_of = lambda rs: {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip()
-                           for r in rs}
+    def names_of(rs):
+        return {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip() for r in rs}
+
     assert {"tensorflow", "keras", "numpy"} <= names_of(base), base
     # The floors of tests/min_deps.txt, which make test-min-deps installs and tests.
     for pin in (REPO / "tests" / "min_deps.txt").read_text().splitlines():

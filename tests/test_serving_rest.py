@@ -52,6 +52,23 @@ def _tensor(value, spec):
     return tf.constant(np.array(value, dtype=spec.dtype.as_numpy_dtype))
 
 
+def _columns_of_rows(rows, names):
+    """The row format ("instances") as {input name: [value per row]}."""
+    if not isinstance(rows, list) or not rows:
+        raise RestError('"instances" must be a non-empty list')
+    columns = {name: [] for name in names}
+    for row in rows:
+        if not (isinstance(row, dict) and set(row) != {"b64"}):  # a bare value
+            if len(names) != 1:
+                raise RestError(f"each instance must name the inputs {names}")
+            row = {names[0]: row}
+        if set(row) != set(names):
+            raise RestError(f"instance inputs {sorted(row)} are not {names}")
+        for name in names:
+            columns[name].append(row[name])
+    return columns
+
+
 def rest_to_tensors(body, signature):
     """The keyword tensors TF Serving feeds `signature` for the REST predict request `body`."""
     request = json.loads(body)
@@ -63,19 +80,7 @@ def rest_to_tensors(body, signature):
         raise RestError('give exactly one of "instances" and "inputs"')
     names = sorted(specs)
     if has_rows:
-        rows = request["instances"]
-        if not isinstance(rows, list) or not rows:
-            raise RestError('"instances" must be a non-empty list')
-        columns = {name: [] for name in names}
-        for row in rows:
-            if not (isinstance(row, dict) and set(row) != {"b64"}):  # a bare value
-                if len(names) != 1:
-                    raise RestError(f"each instance must name the inputs {names}")
-                row = {names[0]: row}
-            if set(row) != set(names):
-                raise RestError(f"instance inputs {sorted(row)} are not {names}")
-            for name in names:
-                columns[name].append(row[name])
+        columns = _columns_of_rows(request["instances"], names)
         return {name: _tensor(columns[name], specs[name]) for name in names}
     inputs = request["inputs"]
     if not (isinstance(inputs, dict) and set(inputs) != {"b64"}):

@@ -33,7 +33,7 @@ def read_mean_landmarks(path):
             mean = np.asarray(f["mean"], np.float64)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"--lm_path={path} is not the official celeba_lm_mean.npz ({e}); it comes "
-                        "with the FAN weights: bash download.sh wing in the official repository.")
+                        "with the FAN weights: bash download.sh wing in the official repository.") from None
     if mean.shape != (NUM_LANDMARKS, 2):
         raise UserError(f"--lm_path={path}: 'mean' has shape {mean.shape}, expected (98, 2).")
     return mean
@@ -51,9 +51,9 @@ def face_x_axis(landmarks):
     return axis / np.linalg.norm(axis)
 
 
-def _homogeneous(linear=np.eye(2), translation=(0.0, 0.0)):
+def _homogeneous(linear=None, translation=(0.0, 0.0)):
     m = np.eye(3)
-    m[:2, :2] = linear
+    m[:2, :2] = np.eye(2) if linear is None else linear
     m[:2, 2] = translation
     return m
 

@@ -29,7 +29,6 @@ import tensorflow as tf
 from absl import logging
 
 from stargan_tf.data import augment
-from stargan_tf.data import format as data_format
 from stargan_tf.data.source import Source, split_dir_source
 from stargan_tf.errors import UserError
 

@@ -201,6 +201,28 @@ def _encode(img, image_format, jpeg_quality):
     return buf.getvalue()
 
 
+def _open_image(path):
+    """(file bytes, the opened Pillow image, None), or (None, None, why it cannot be opened)."""
+    # A truncated file must fail to load, not decode with a grey bottom: insist on Pillow's default
+    # in case anything in this process changed it.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return None, None, f"unreadable: {e.strerror or e}"
+    if not data:
+        return None, None, "empty file"
+    try:
+        return data, Image.open(io.BytesIO(data), formats=PILLOW_FORMATS), None
+    except UnidentifiedImageError:
+        return None, None, "not a JPEG, PNG or WebP image"
+    except Image.DecompressionBombError as e:
+        return None, None, f"too large: {e}"
+    except Exception as e:  # Pillow raises many types for malformed headers; any is a bad file.
+        return None, None, f"corrupt: {type(e).__name__}: {e}"
+
+
 def prepare_image(path, img_size, min_size=32, image_format="jpeg", jpeg_quality=95):
     """One image file -> the encoded bytes of its record, or the reason it is skipped.
 
@@ -216,24 +238,9 @@ def prepare_image(path, img_size, min_size=32, image_format="jpeg", jpeg_quality
       (bytes, None) for a usable image: 8-bit RGB, img_size x img_size, upright; or
       (None, reason) for a file to skip.
     """
-    # A truncated file must fail to load, not decode with a grey bottom: insist on Pillow's default
-    # in case anything in this process changed it.
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return None, f"unreadable: {e.strerror or e}"
-    if not data:
-        return None, "empty file"
-    try:
-        img = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
-    except UnidentifiedImageError:
-        return None, "not a JPEG, PNG or WebP image"
-    except Image.DecompressionBombError as e:
-        return None, f"too large: {e}"
-    except Exception as e:  # Pillow raises many types for malformed headers; any is a bad file.
-        return None, f"corrupt: {type(e).__name__}: {e}"
+    data, img, reason = _open_image(path)
+    if img is None:
+        return None, reason
     with img:
         w, h = img.size
         if min(w, h) < min_size:

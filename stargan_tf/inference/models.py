@@ -2,7 +2,6 @@
 
 import os
 
-import tensorflow as tf
 from absl import logging
 
 from stargan_tf import model_dir

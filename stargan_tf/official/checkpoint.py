@@ -8,14 +8,12 @@ config is inferred from the tensor shapes; PyTorch layouts are transposed to Ker
 """
 
 import math
-import os
 import re
 
 import numpy as np
 from absl import logging
 
 from stargan_tf.config import MODEL_FIELDS, ModelConfig
-from stargan_tf.errors import UserError
 from stargan_tf.official.torch_files import ConversionError, short_list, state_dict_to_numpy, torch_load
 from stargan_tf.torch_layout import LAPLACIAN, NETWORK_NAMES, official_shape, to_keras
 

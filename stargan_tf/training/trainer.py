@@ -5,7 +5,6 @@ G step on the latent branch updating G, F and E, G step on the reference branch 
 then the EMA of G, F and E.
 """
 
-import json
 import math
 import os
 import shutil

@@ -3,12 +3,16 @@
 Run in its own process: the Keras dtype policy is process-wide.
 usage: train_precision.py MIXED_PRECISION("" | mixed_float16 | mixed_bfloat16) JIT(0|1) WORKDIR
 """
-import sys, json, numpy as np, tensorflow as tf
+import sys
+import json
+import numpy as np
+import tensorflow as tf
 from stargan_tf.config import ModelConfig
 from stargan_tf.training.config import TrainConfig
 from stargan_tf.training.trainer import Trainer
 mp, jit = sys.argv[1], sys.argv[2] == "1"
-rng = np.random.default_rng(0); B = 2
+rng = np.random.default_rng(0)
+B = 2
 b = dict(x_real=rng.uniform(-1,1,[B,32,32,3]).astype(np.float32), y_org=np.array([0,1],np.int32),
     x_ref=rng.uniform(-1,1,[B,32,32,3]).astype(np.float32), x_ref2=rng.uniform(-1,1,[B,32,32,3]).astype(np.float32),
     y_trg=np.array([1,0],np.int32), z_trg=rng.normal(size=[B,4]).astype(np.float32), z_trg2=rng.normal(size=[B,4]).astype(np.float32))
