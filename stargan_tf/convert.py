@@ -78,17 +78,18 @@ def main(argv):
     overrides, domain_names = cli.model_overrides(FLAGS)
     config, inferred = oc.resolve_config(state, FLAGS.checkpoint, domain_names, **overrides)
     logging.info("Model config: %s", config)
-    networks = oc.networks_from_state(state, config, FLAGS.checkpoint)
-    if config.w_hpf > 0 and networks.fan is None:
+    fan = None
+    if config.w_hpf > 0 and "fan" not in state:
         if FLAGS.wing_path:
             from stargan_tf.official.fan import convert_official_fan
 
-            networks.fan = convert_official_fan(FLAGS.wing_path)
+            fan = convert_official_fan(FLAGS.wing_path)
         else:
             logging.warning(
                 "%s has w_hpf=%g but no 'fan' entry: sampling and export will refuse the model "
                 "until it has the FAN; convert again with --wing_path=wing.ckpt (official "
                 "repository: bash download.sh wing).", FLAGS.checkpoint, config.w_hpf)
+    networks = oc.networks_from_state(state, config, FLAGS.checkpoint, fan=fan)
     # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the
     # trained ones.
     ema = "_nets_ema" in os.path.basename(FLAGS.checkpoint) or "discriminator" not in state

@@ -24,6 +24,7 @@ from stargan_tf.config import ModelConfig
 from stargan_tf.errors import UserError
 from stargan_tf.files import write_text_atomic
 from stargan_tf.networks import Networks, build_networks
+from stargan_tf.networks.fan import build_fan
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -197,13 +198,11 @@ def load_networks(directory, ema=None, step=None) -> Networks:
     slot = "nets_ema" if ema else "nets"
     if slot not in held:
         raise ModelDirError(f"{path} holds no {'EMA' if ema else 'trained'} networks ({slot}).")
-    networks = build_networks(config, discriminator=not ema)
+    fan = build_fan() if config.w_hpf > 0 and "fan" in held else None
+    networks = build_networks(config, discriminator=not ema, fan=fan)
     nodes = {slot: nets_checkpoint(networks)}
-    if config.w_hpf > 0 and "fan" in held:
-        from stargan_tf.networks.fan import build_fan
-
-        networks.fan = build_fan()
-        nodes["fan"] = fan_checkpoint(networks.fan)
+    if fan is not None:
+        nodes["fan"] = fan_checkpoint(fan)
     root = tf.train.Checkpoint(**nodes)
     # expect_partial: the file may also hold optimizers and the other set of networks.
     root.read(path).assert_existing_objects_matched().expect_partial()

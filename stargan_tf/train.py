@@ -194,7 +194,8 @@ def main(argv):
     import tensorflow as tf
 
     from stargan_tf.training.preemption import PREEMPTED_EXIT_CODE, Preempted
-    from stargan_tf.training.trainer import CheckpointWriteError, NonFiniteLoss, Trainer
+    from stargan_tf.training.trainer import (CheckpointWriteError, NonFiniteLoss, Trainer,
+                                           configure_process)
 
     strategy = make_strategy(FLAGS.cpu_devices)
     logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
@@ -217,6 +218,7 @@ def main(argv):
     # The initial weights follow --seed too (the official code seeds torch with its --seed):
     # with --deterministic, a run repeats exactly.
     keras.utils.set_random_seed(config.seed)
+    configure_process(config)
     trainer = Trainer(config, strategy, dataset_fn, grid_input)
     try:
         trainer.train()

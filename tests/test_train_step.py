@@ -31,7 +31,7 @@ import stargan_tf
 from stargan_tf import losses
 from stargan_tf.training.config import TrainConfig
 from stargan_tf.training.optimizer import AdamL2
-from stargan_tf.training.trainer import Trainer
+from stargan_tf.training.trainer import Trainer, configure_process
 
 LR, F_LR, BETA1, BETA2, WD, EPS = 1e-4, 1e-6, 0.0, 0.99, 1e-4, 1e-8
 EMA_BETA = 0.999
@@ -513,6 +513,7 @@ def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
                              total_iters=1, save_every=1, sample_every=1, print_every=1,
                              deterministic=True)
         dataset = tf.data.Dataset.from_tensors({**images, **rest}).repeat()
+        configure_process(config)
         trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), dataset)
         metrics.append({k: float(v) for k, v in trainer.train().items()})
     # Every loss of the iteration. (Not the weights: Adam turns the rounding noise of gradients

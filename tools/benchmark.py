@@ -133,10 +133,11 @@ def time_training(config, peaks, log):
     import tensorflow as tf
 
     from stargan_tf.perf import runs
-    from stargan_tf.training.trainer import Trainer
+    from stargan_tf.training.trainer import Trainer, configure_process
 
     batch = runs.synthetic_batch(config)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    configure_process(config)
     trainer = Trainer(config, tf.distribute.get_strategy(), dataset)
     m = config.model
     log(f"training: {m.img_size} px, batch {config.batch_size}, {m.num_domains} domains, "

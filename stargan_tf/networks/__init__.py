@@ -47,7 +47,7 @@ class Networks:
         return [(n, getattr(self, n)) for n in NETWORK_NAMES if getattr(self, n) is not None]
 
 
-def build_networks(config: ModelConfig, discriminator=True) -> Networks:
+def build_networks(config: ModelConfig, discriminator=True, fan=None) -> Networks:
     """Builds the networks of `config` and creates their variables (one call on dummy inputs).
 
     Call it under a `tf.distribute` strategy scope to place the variables there.
@@ -55,6 +55,7 @@ def build_networks(config: ModelConfig, discriminator=True) -> Networks:
     Args:
       config: the model config.
       discriminator: also build the discriminator (not needed for inference).
+      fan: the FAN that makes the generator's masks (w_hpf > 0 models), shared, not copied.
     """
     c = config
     generator = Generator(c.img_size, c.style_dim, c.max_conv_dim, c.w_hpf, c.dim_in, c.decoder,
@@ -76,7 +77,7 @@ def build_networks(config: ModelConfig, discriminator=True) -> Networks:
     style_encoder(x, y)
     if disc is not None:
         disc(x, y)
-    return Networks(generator, mapping_network, style_encoder, disc, config)
+    return Networks(generator, mapping_network, style_encoder, disc, config, fan)
 
 
 def official_variable_map(networks: Networks):

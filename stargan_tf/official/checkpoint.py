@@ -200,9 +200,9 @@ def convert_official_checkpoint(path, domain_names=None, **overrides):
     return networks_from_state(state, config, path)
 
 
-def networks_from_state(state, config, path="checkpoint"):
+def networks_from_state(state, config, path="checkpoint", fan=None):
     """Builds the networks of `config` and loads an official state dict into them (and its `fan`
-    entry into `networks.fan` when w_hpf > 0)."""
+    entry into `networks.fan` when w_hpf > 0; else `fan`, e.g. from wing.ckpt)."""
     from stargan_tf.networks import build_networks
     from stargan_tf.official.fan import fan_from_state
 
@@ -211,11 +211,11 @@ def networks_from_state(state, config, path="checkpoint"):
             f"{path}: official checkpoints hold the AdaIN decoder and cannot fill a "
             f"decoder={config.decoder} model; build the config with decoder='adain'."
         )
-    networks = build_networks(config, discriminator="discriminator" in state)
-    load_official_state(networks, state, path)
     if "fan" in state and config.w_hpf > 0:
-        networks.fan = fan_from_state(state["fan"], f"{path} (entry 'fan')")
-    elif "fan" in state:
+        fan = fan_from_state(state["fan"], f"{path} (entry 'fan')")
+    networks = build_networks(config, discriminator="discriminator" in state, fan=fan)
+    load_official_state(networks, state, path)
+    if "fan" in state and config.w_hpf == 0:
         logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
                         "skipped: this model has w_hpf = 0 and uses no masks.", path)
     return networks

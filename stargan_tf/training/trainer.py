@@ -63,8 +63,29 @@ def copy_weights(src, dst):
             var.assign(src_map[key])
 
 
+def configure_process(config):
+    """Makes the process-wide TensorFlow settings a run of `config` needs: op determinism
+    (--deterministic) and the Keras mixed-precision policy. TensorFlow offers them only per
+    process, so the entry point makes them, before it builds a `Trainer`."""
+    import keras
+
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+
+
+def _check_process(config):
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    if policy != (config.mixed_precision or "float32"):
+        raise ValueError(f"The process's Keras dtype policy is {policy}, the config's "
+                         f"mixed_precision is {config.mixed_precision!r}: call "
+                         "configure_process(config) before building the Trainer.")
+
+
 class Trainer:
-    """Trains StarGAN v2.
+    """Trains StarGAN v2 (after `configure_process(config)`).
 
     Args:
       config: the TrainConfig (its model config names the domains of the data).
@@ -82,8 +103,7 @@ class Trainer:
 
     def __init__(self, config, strategy, train_input, sample_input=None):
         config.validate(strategy.num_replicas_in_sync)
-        if config.deterministic:
-            tf.config.experimental.enable_op_determinism()  # process-wide, as TF offers it
+        _check_process(config)
         self.config = config
         self.strategy = strategy
         self.chief = is_chief(strategy)
@@ -92,17 +112,12 @@ class Trainer:
         self.global_batch = config.batch_size
         self.ckpt_dir = model_dir.checkpoint_dir(config.workdir)
         self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
-        if config.mixed_precision:
-            import keras
-
-            keras.mixed_precision.set_global_policy(config.mixed_precision)
         with strategy.scope():
             # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
             # bad --wing_path fails before the networks are built.
             self.fan = convert_official_fan(config.wing_path) if config.model.w_hpf > 0 else None
-            self.nets = build_networks(config.model)
-            self.nets_ema = build_networks(config.model, discriminator=False)
-            self.nets.fan = self.nets_ema.fan = self.fan
+            self.nets = build_networks(config.model, fan=self.fan)
+            self.nets_ema = build_networks(config.model, discriminator=False, fan=self.fan)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.optimizers = {
                 "discriminator": self._optimizer(config.lr),
