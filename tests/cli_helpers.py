@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from support import REPO
 
 DEFAULT_TIMEOUT = 600
 

@@ -1,24 +1,51 @@
-"""Shared test set-up: where the official-code fixtures live, and small helpers."""
+"""Shared test set-up: the test files' order (longest first) and the official fixtures' splits.
+
+Where the tests of a module are (tests/test_layout.py checks that every module is listed):
+
+  module (stargan_tf/...)                     tests (tests/test_...)
+  layers/blocks, highpass, initializers,      layers, parity (official numbers)
+    normalization, torch_layout
+  layers/modulated_conv, gen_resblk           modulated_conv, modconv_generator
+  networks/__init__, common, encoders,        networks, parity
+    generator, mapping_network
+  networks/fan, face_masks                    fan, faces
+  losses                                      losses, train_step
+  config, cli                                 networks, train_cli
+  data/format, source, pipeline, folders,     data_pipeline, data_resume
+    augment, tfds_source
+  data/tfrecords, make_tfrecords              make_tfrecords, data_pipeline
+  data/demo, demo                             demo
+  data/face_align, align                      align, fan
+  model_dir, model_card, files, errors        model_card, convert, modconv_generator
+  official/checkpoint, torch_files, convert   convert, parity
+  official/fan                                fan
+  inference/models, translation, images,      translate, faces
+    batch, progress, translate
+  inference/sampling, grids, video, sample    sample
+  inference/serving, export                   export, serving_rest
+  metrics/*, evaluate                         metrics, evaluate
+  training/trainer, optimizer, samples,       train_step, train_cli, train_precision, faces
+    config, train
+  training/recovery, preemption               faults, train_cli
+  training (distributed)                      distributed (tests/train_worker.py runs workers)
+  perf/*, tools/benchmark.py                  benchmark
+  startup, recipes                            startup
+  the package's layers, function lengths      layout
+  the README's commands, the installed wheel  readme, packaging
+
+Helpers: tests/support.py (the repository, the fixtures, the tiny model config),
+tests/cli_helpers.py (every subprocess: run_module, run_command, wait_for_exit),
+tests/data_helpers.py (image folders and splits), tests/inference_helpers.py (saved tiny models),
+tests/demo_classifier.py (judging the demo's translations).
+"""
 
 import collections
 import json
-import os
 import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-# The official-code fixtures (weights, inputs, outputs): STARGAN_FIXTURES, else ../shared/fixtures
-# beside the repository. Missing fixtures fail the parity tests loudly rather than skipping them.
-FIXTURES = pathlib.Path(os.environ.get("STARGAN_FIXTURES") or REPO.parent / "shared" / "fixtures")
-
-
-def fixture_dir(name):
-    path = FIXTURES / name
-    if not path.is_dir():
-        pytest.fail(f"Official fixture {path} is missing: put the fixtures in ../shared/fixtures "
-                    "beside the repository, or set STARGAN_FIXTURES to their directory.")
-    return path
+from support import REPO, fixture_dir
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from stargan_tf.perf import flops
 import sys
 
 from cli_helpers import assert_usage_error, run_command
-from conftest import REPO
+from support import REPO
 
 BENCHMARK = REPO / "tools" / "benchmark.py"
 

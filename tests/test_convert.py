@@ -13,7 +13,7 @@ import torch
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_command
-from conftest import REPO
+from support import REPO
 from stargan_tf.model_dir import ModelDirError
 from stargan_tf.official.checkpoint import ConversionError
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_command, run_module, subprocess_env
-from conftest import REPO
+from support import REPO
 from stargan_tf.data import demo
 from stargan_tf.errors import UserError
 

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from cli_helpers import assert_usage_error, run_module
-from conftest import fixture_dir
+from support import fixture_dir
 from inference_helpers import TINY, make_model_dir, write_domain_folder
 from stargan_tf.errors import UserError
 

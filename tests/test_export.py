@@ -20,7 +20,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
-from conftest import REPO
+from support import REPO
 from inference_helpers import DOMAINS, TINY, make_model_dir, random_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import images, models, serving

@@ -14,7 +14,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import run_command, run_module
-from conftest import REPO
+from support import REPO
 from inference_helpers import write_image
 from stargan_tf import losses
 from stargan_tf.config import ModelConfig
@@ -41,7 +41,7 @@ EXPORT_ATOL = FACTOR * 5.4e-5
 
 @pytest.fixture(scope="module")
 def wing_path():
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     return fixture_dir("official_fan") / "wing_random.ckpt"
 

@@ -35,7 +35,7 @@ RESIZE_TOLERANCE = FACTOR * RESIZE_WORST
 
 @pytest.fixture(scope="module")
 def fan_dir():
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     return fixture_dir("official_fan")
 

@@ -133,3 +133,34 @@ def test_the_model_directory_layout_has_one_owner():
                for i, line in enumerate(p.read_text().splitlines(), 1)
                if re.search(r"ckpt-|\"checkpoints\"|rsplit\(\"-\"", line)]
     assert spelled == []
+
+
+def _tests_table():
+    text = (PACKAGE.parent / "tests" / "conftest.py").read_text()
+    doc = ast.get_docstring(ast.parse(text))
+    return doc[doc.index("module (stargan_tf/...)"):doc.index("Helpers:")]
+
+
+def test_every_module_has_its_tests_named():
+    # tests/conftest.py's table: a newcomer finds the tests of any module from its name.
+    table = _tests_table()
+    unlisted = []
+    for name, path in _modules().items():
+        parts = name.split(".")[1:] or ["__init__"]
+        stem = "__init__" if path.name == "__init__.py" and len(parts) > 1 else parts[-1]
+        package = parts[0] if len(parts) > 1 else None
+        if not (re.search(rf"(?<![\w.]){re.escape(stem)}(?![\w.])", table)
+                or (package and f"{package}/*" in table)):
+            unlisted.append(name)
+    assert unlisted == []
+
+
+def test_the_tests_table_names_real_test_files():
+    table = _tests_table()
+    named = set()
+    for line in table.splitlines()[1:]:
+        columns = re.split(r"\s{2,}", line.strip())
+        if len(columns) == 2 and not columns[1].startswith("("):
+            named.update(re.findall(r"[a-z_]+", columns[1].split("(")[0]))
+    missing = [n for n in sorted(named) if not (PACKAGE.parent / "tests" / f"test_{n}.py").exists()]
+    assert named and missing == []

@@ -118,7 +118,7 @@ def branch_loss(nets, d, branch):
 @pytest.fixture(scope="module", params=["official_small64", "official_hpf256"])
 def computed(request):
     """Per branch: total, metrics, and {official name: gradient norm} of the updated networks."""
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     path = fixture_dir(request.param)
     nets = stargan_tf.convert_official_checkpoint(str(path / "nets.ckpt"))

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageFile, features
 
 from cli_helpers import assert_usage_error, run_command
-from conftest import REPO
+from support import REPO
 from stargan_tf.data import tfrecords
 from stargan_tf.errors import UserError
 

@@ -17,7 +17,7 @@ taken every time) must fail the comparisons.
 import numpy as np
 import pytest
 
-from conftest import fixture_dir
+from support import fixture_dir
 from stargan_tf import metrics
 from stargan_tf.errors import UserError
 from stargan_tf.metrics import frechet, inception, lpips

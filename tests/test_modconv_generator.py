@@ -15,6 +15,7 @@ from stargan_tf.layers.gen_resblk import GenResBlk
 from stargan_tf.networks import count_params
 from stargan_tf.networks.generator import Generator
 from stargan_tf.training import config as config_lib
+from support import tiny
 
 SMALL = dict(img_size=64, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=32, dim_in=8)
 
@@ -134,8 +135,7 @@ def test_official_checkpoints_refuse_modconv(small64_dir):
 def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
     from stargan_tf.inference import models, serving
 
-    config = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
-                         dim_in=8, w_hpf=0, decoder="modconv")
+    config = tiny(decoder="modconv", domain_names=())
     model_dir.save_networks(stargan_tf.build_networks(config, discriminator=False),
                              str(tmp_path / "model"))
     networks, ema = models.load_inference_networks(str(tmp_path / "model"))
@@ -159,8 +159,7 @@ def test_training_iterations_with_modconv_then_resuming_with_adain_is_refused(tm
 
     from stargan_tf.training.trainer import Trainer
 
-    model = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
-                        dim_in=8, w_hpf=0, decoder="modconv")
+    model = tiny(decoder="modconv", domain_names=())
     rng = np.random.default_rng(0)
     batch = {"x_real": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
              "y_org": np.array([0, 1], np.int32), "y_trg": np.array([1, 0], np.int32),

@@ -6,10 +6,9 @@ import json
 
 import stargan_tf
 from stargan_tf import model_card, model_dir
+from support import tiny
 
-TINY = stargan_tf.ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2,
-                              max_conv_dim=16, dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"),
-                              decoder="modconv")
+TINY = tiny(decoder="modconv")
 
 
 def test_file_sha256(tmp_path):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from absl import flags
 
 import stargan_tf
-from conftest import REPO
+from support import REPO
 from stargan_tf import cli
 from stargan_tf.config import ModelConfig
 from stargan_tf.networks import count_params

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, REPO
+from support import REPO, fixture_dir
 
 pytestmark = pytest.mark.packaging
 
@@ -178,7 +178,7 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
         f"{', '.join(RECIPES)}."], proc.stderr
 
     # Convert the official fixture's checkpoint.
-    check(tool("stargan-tf-convert", "--checkpoint", FIXTURES / "official_small64" / "nets.ckpt",
+    check(tool("stargan-tf-convert", "--checkpoint", fixture_dir("official_small64") / "nets.ckpt",
                "--out", "converted", "--domain_names", "cat,dog,wild"), "convert")
     meta = json.loads((work / "converted" / "config.json").read_text())
     assert meta["model"]["domain_names"] == ["cat", "dog", "wild"]

@@ -58,7 +58,7 @@ def official_outputs(nets, d):
 
 @pytest.fixture(scope="module", params=["official_small64", "official_hpf256"])
 def converted(request):
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     path = fixture_dir(request.param)
     nets = stargan_tf.convert_official_checkpoint(str(path / "nets.ckpt"))
@@ -117,7 +117,7 @@ def test_keras_instance_norm_epsilon_breaks_the_comparison(converted):
 
 
 def test_official_variable_map_covers_the_official_parameters(converted):
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     import torch
 

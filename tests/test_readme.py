@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from conftest import REPO
+from support import REPO
 
 
 def readme_block(language, containing):

@@ -22,9 +22,8 @@ from PIL import Image
 import stargan_tf
 from stargan_tf.data import augment, pipeline
 from stargan_tf.inference import serving
+from support import TINY
 
-TINY = stargan_tf.ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2,
-                              max_conv_dim=16, dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"))
 
 
 class RestError(ValueError):

@@ -13,12 +13,10 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_command, run_module, subprocess_env
-from conftest import REPO
+from support import REPO, TINY
 from stargan_tf import recipes, startup
 
 NOISE = ["cuInit", "cudart_stub", "AVX", "oneDNN", "absl::InitializeLog"]
-TINY = stargan_tf.ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2,
-                              max_conv_dim=16, dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"))
 
 
 def run_code(code, env=None):

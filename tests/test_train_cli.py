@@ -11,7 +11,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
-from conftest import REPO
+from support import REPO
 
 TINY = ["--img_size=32", "--dim_in=8", "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4",
         "--w_hpf=0", "--batch_size=2", "--val_batch_size=8", "--lambda_ds=2", "--ds_iter=10"]

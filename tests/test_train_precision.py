@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from cli_helpers import run_command
-from conftest import REPO
+from support import REPO
 
 
 @pytest.mark.parametrize("mixed_precision,jit,dtype", [

@@ -47,10 +47,9 @@ NUM_DOMAINS = 2
 
 
 def model_config():
-    from stargan_tf.config import ModelConfig
+    from support import tiny
 
-    return ModelConfig(img_size=IMG_SIZE, style_dim=8, latent_dim=LATENT_DIM,
-                       num_domains=NUM_DOMAINS, max_conv_dim=16, w_hpf=0, dim_in=8)
+    return tiny(img_size=IMG_SIZE, latent_dim=LATENT_DIM, num_domains=NUM_DOMAINS)
 
 
 def make_batches(seed, num_batches, batch=GLOBAL_BATCH):

@@ -1,0 +1,34 @@
+"""What many tests share: the repository, the official-code fixtures, the tiny model config."""
+
+import dataclasses
+import os
+import pathlib
+
+import pytest
+
+from stargan_tf.config import ModelConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# The official-code fixtures (weights, inputs, outputs): STARGAN_FIXTURES, else ../shared/fixtures
+# beside the repository. Missing fixtures fail the parity tests loudly rather than skipping them.
+FIXTURES = pathlib.Path(os.environ.get("STARGAN_FIXTURES") or REPO.parent / "shared" / "fixtures")
+
+# The tiny model of the tests: every network, seconds to build and trace on a CPU.
+TINY = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
+                   dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"))
+
+
+def tiny(**changes):
+    """TINY with some fields changed; another num_domains gets default names unless given."""
+    if "num_domains" in changes and "domain_names" not in changes:
+        changes["domain_names"] = ()
+    return dataclasses.replace(TINY, **changes)
+
+
+def fixture_dir(name):
+    """The directory of one official fixture; fails the test (never skips it) when missing."""
+    path = FIXTURES / name
+    if not path.is_dir():
+        pytest.fail(f"Official fixture {path} is missing: put the fixtures in ../shared/fixtures "
+                    "beside the repository, or set STARGAN_FIXTURES to their directory.")
+    return path
