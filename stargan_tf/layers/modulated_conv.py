@@ -10,8 +10,8 @@ and `sum (w * m_i)^2 = (m^2) @ (sum_{kh,kw} w^2)`, a [N, C_in] x [C_in, C_out] p
 forms are the same math; this one needs no per-sample kernels (tests/test_modulated_conv.py checks
 it against the explicit per-sample form).
 
-Weight storage (measured with tools/modconv_storage_study.py; DESIGN.md, "512 px
-modulated-convolution decoder"): the kernels are stored He-scaled (`|w| ~ sqrt(2 / fan_in)`, as
+Weight storage (measured with tools/modconv_storage_study.py, for the 512 px
+modulated-convolution decoder): the kernels are stored He-scaled (`|w| ~ sqrt(2 / fan_in)`, as
 every other conv of the networks), so the official lr 1e-4 suits them. With demodulation the
 output ignores the scale of `w`, and Adam's relative step is `lr / |w|`: StyleGAN2's
 equalised-lr storage (`w ~ N(0, 1)`, scaled at run time) moves the 3x3 kernels sqrt(fan_in / 2)

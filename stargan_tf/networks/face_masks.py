@@ -12,11 +12,9 @@ import tensorflow as tf
 # Landmark index ranges [start, end) of the 98-point layout, as the official `index_map`.
 CHIN = (8, 25)  # the face line, minus its 8 outermost points on each side
 EYEBROWS = (33, 51)
-EYEBROW_EDGES = (33, 46)  # two single points, zeroed
 NOSE = (51, 55)
 NOSTRILS = (55, 60)
 EYES = (60, 76)
-LIP_EDGES = (76, 82)  # two single points, zeroed
 LIP_UPPER = (77, 82)
 LIP_LOWER = (83, 88)
 LIP_INNER = (88, 96)
