@@ -134,3 +134,46 @@ def model_overrides(flag_values=flags.FLAGS):
     if overrides["dim_in"] == 0:
         overrides["dim_in"] = None  # 0 = the official 2**14 // img_size
     return overrides, list(flag_values["domain_names"].value)
+
+
+# The model directory a tool reads: sample, translate, export, evaluate (and the web app).
+def define_checkpoint_flags(what="load", flag_values=flags.FLAGS):
+    """Defines --checkpoint (a model directory) and --step (None: the latest checkpoint)."""
+    flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
+                        "official checkpoint (its EMA networks are used when present).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("step", None, f"Checkpoint step to {what} (default: the latest).",
+                         flag_values=flag_values)
+
+
+# The weights and settings of the official evaluation protocol: evaluate, and train's --eval_every.
+def define_eval_flags(flag_values=flags.FLAGS):
+    """Defines --inception, --inception_weights, --alexnet_weights, --lpips_weights and
+    --num_outs_per_domain (empty weight paths: not given)."""
+    f = flag_values
+    flags.DEFINE_enum("inception", "official", ["official", "fid"], "FID feature extractor: "
+                      "official (torchvision's ImageNet InceptionV3, as the StarGAN v2 code: the "
+                      "paper's numbers) or fid (pytorch-fid's FID Inception: comparable across "
+                      "papers).", flag_values=f)
+    flags.DEFINE_string("inception_weights", "", "The Inception weights: torchvision's "
+                        "inception_v3_google-0cc3c7bd.pth (official) or pytorch-fid's "
+                        "pt_inception-2015-12-05-6726825d.pth (fid).", flag_values=f)
+    flags.DEFINE_string("alexnet_weights", "", "torchvision's alexnet-owt-7be5be79.pth (LPIPS).",
+                        flag_values=f)
+    flags.DEFINE_string("lpips_weights", "", "The official metrics/lpips_weights.ckpt (LPIPS).",
+                        flag_values=f)
+    flags.DEFINE_integer("num_outs_per_domain", 10, "Outputs per source image and task in the "
+                         "evaluation (official: 10).", flag_values=f)
+
+
+def config_from_flags(cls, flag_values=flags.FLAGS, **given):
+    """A `cls` dataclass whose fields are the flags of the same names, except those `given`.
+
+    Raises:
+      AttributeError: a field has no flag of its name (a new field needs its flag).
+    """
+    import dataclasses
+
+    values = {f.name: flag_values[f.name].value
+              for f in dataclasses.fields(cls) if f.name not in given}
+    return cls(**values, **given)

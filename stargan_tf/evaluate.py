@@ -19,24 +19,13 @@ from stargan_tf import cli
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
-                    "official checkpoint (its EMA networks are used when present).")
-flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+cli.define_checkpoint_flags("evaluate")
 flags.DEFINE_string("train_data", None, "Training images, the FID's real side: an image folder "
                     "root/<domain>/ (official layout), a TFRecord split or tfds:NAME[:split].")
 flags.DEFINE_string("val_data", None, "Validation images (sources and references), same forms.")
 flags.DEFINE_enum("mode", "both", ["latent", "reference", "both"], "Latent-guided, "
                   "reference-guided or both.")
-flags.DEFINE_enum("inception", "official", ["official", "fid"], "FID feature extractor: official "
-                  "(torchvision's ImageNet InceptionV3, as the StarGAN v2 code: the paper's "
-                  "numbers) or fid (pytorch-fid's FID Inception: comparable across papers).")
-flags.DEFINE_string("inception_weights", None, "The Inception weights: torchvision's "
-                    "inception_v3_google-0cc3c7bd.pth (official) or pytorch-fid's "
-                    "pt_inception-2015-12-05-6726825d.pth (fid).")
-flags.DEFINE_string("alexnet_weights", None, "torchvision's alexnet-owt-7be5be79.pth (LPIPS).")
-flags.DEFINE_string("lpips_weights", None, "The official metrics/lpips_weights.ckpt (LPIPS).")
-flags.DEFINE_integer("num_outs_per_domain", 10, "Outputs per source image and task (official: "
-                     "10).")
+cli.define_eval_flags()
 flags.DEFINE_integer("val_batch_size", 32, "Source images per batch (official: 32).")
 flags.DEFINE_integer("seed", 777, "Seed of the latent codes and the reference order.")
 flags.DEFINE_string("out", None, "Output directory: metrics_<step>.json, TensorBoard scalars "

@@ -16,9 +16,7 @@ from stargan_tf import cli
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
-                    "official checkpoint.")
-flags.DEFINE_integer("step", None, "Checkpoint step to export (default: the latest).")
+cli.define_checkpoint_flags("export")
 flags.DEFINE_string("export_dir", None, "Base directory of the exported versions (TF Serving's "
                     "model_base_path).")
 flags.DEFINE_integer("version", None, "Version to write (a positive integer; default: the next "

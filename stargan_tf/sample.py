@@ -21,9 +21,7 @@ from stargan_tf import cli
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
-                    "official checkpoint (its EMA networks are used when present).")
-flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
+cli.define_checkpoint_flags("load")
 flags.DEFINE_string("src_dir", None, "Source images, one folder per domain (src/<domain>/).")
 flags.DEFINE_string("ref_dir", "", "Reference images, one folder per target domain named as the "
                     "model's domains (ref/<domain>/); empty: no reference-guided outputs.")

@@ -83,15 +83,7 @@ flags.DEFINE_integer("fault_nan_step", None, "Testing only: make the input image
 flags.DEFINE_integer("eval_every", 0, "Evaluate FID and LPIPS of the EMA networks by the "
                      "official protocol every this many iterations (official: 50000); 0: never. "
                      "Needs the weight files below (see the README, \"Evaluate (FID, LPIPS)\").")
-flags.DEFINE_enum("inception", "official", ["official", "fid"], "FID Inception for --eval_every: "
-                  "official (torchvision's, the paper's numbers) or fid (pytorch-fid's).")
-flags.DEFINE_string("inception_weights", "", "Inception weights for --eval_every: torchvision's "
-                    "inception_v3_google-0cc3c7bd.pth or pytorch-fid's "
-                    "pt_inception-2015-12-05-6726825d.pth.")
-flags.DEFINE_string("alexnet_weights", "", "torchvision's alexnet-owt-7be5be79.pth (LPIPS).")
-flags.DEFINE_string("lpips_weights", "", "The official metrics/lpips_weights.ckpt (LPIPS).")
-flags.DEFINE_integer("num_outs_per_domain", 10, "Outputs per source image and task in the "
-                     "evaluation (official: 10).")
+cli.define_eval_flags()  # for --eval_every
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices and train "
                      "on all of them (tests the multi-replica path without GPUs); 0: no split.")
 
@@ -130,23 +122,8 @@ def build_config(source):
                             **overrides)
     except ValueError as e:
         raise UserError(str(e)) from None
-    return TrainConfig(
-        model=model, train_data=FLAGS.train_data, val_data=FLAGS.val_data, workdir=FLAGS.workdir,
-        batch_size=FLAGS.batch_size, val_batch_size=FLAGS.val_batch_size,
-        total_iters=FLAGS.total_iters, save_every=FLAGS.save_every,
-        sample_every=FLAGS.sample_every, print_every=FLAGS.print_every,
-        keep_checkpoints=FLAGS.keep_checkpoints, resume_step=FLAGS.resume_step,
-        init_from=FLAGS.init_from, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-        lambda_reg=FLAGS.lambda_reg, lambda_sty=FLAGS.lambda_sty,
-        lambda_ds=FLAGS.lambda_ds, ds_iter=FLAGS.ds_iter, lambda_cyc=FLAGS.lambda_cyc, lr=FLAGS.lr,
-        f_lr=FLAGS.f_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2, weight_decay=FLAGS.weight_decay,
-        ema_beta=FLAGS.ema_beta, randcrop_prob=FLAGS.randcrop_prob, augment_on=FLAGS.augment_on,
-        jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
-        wing_path=FLAGS.wing_path, cpu_devices=FLAGS.cpu_devices, nan_policy=FLAGS.nan_policy,
-        fault_nan_step=FLAGS.fault_nan_step, eval_every=FLAGS.eval_every,
-        inception=FLAGS.inception, inception_weights=FLAGS.inception_weights,
-        alexnet_weights=FLAGS.alexnet_weights, lpips_weights=FLAGS.lpips_weights,
-        num_outs_per_domain=FLAGS.num_outs_per_domain)
+    # Every other field of TrainConfig is the flag of its name.
+    return cli.config_from_flags(TrainConfig, FLAGS, model=model)
 
 
 def sample_input(source, img_size, batch_size, num_domains, sources_per_domain=2):

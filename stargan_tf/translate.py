@@ -21,9 +21,7 @@ from stargan_tf import cli
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
-                    "official checkpoint (its EMA networks are used when present).")
-flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
+cli.define_checkpoint_flags("load")
 flags.DEFINE_string("input_dir", None, "Folder of images to translate (searched recursively).")
 flags.DEFINE_string("output_dir", None, "Where to write the translations (same relative paths).")
 flags.DEFINE_string("input", None, "One image to translate (instead of --input_dir).")

@@ -2,6 +2,7 @@
 --help, every flag read, and one-line errors (exit status 2) for bad flags."""
 
 import ast
+import dataclasses
 import json
 import os
 import re
@@ -12,6 +13,7 @@ from PIL import Image
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
 from support import REPO
+from stargan_tf.training.config import TrainConfig
 
 TINY = ["--img_size=32", "--dim_in=8", "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4",
         "--w_hpf=0", "--batch_size=2", "--val_batch_size=8", "--lambda_ds=2", "--ds_iter=10"]
@@ -85,11 +87,19 @@ def test_help_documents_and_main_reads_every_flag():
     tree = ast.parse(source)
     defined = {node.args[0].value for node in ast.walk(tree)
                if isinstance(node, ast.Call) and getattr(node.func, "attr", "").startswith("DEFINE")}
+    # Shared groups of stargan_tf/cli.py: the model flags (read by model_overrides) and the
+    # evaluation flags.
     model = {"img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "dim_in",
-             "w_hpf", "domain_names", "decoder"}  # defined by stargan_tf.cli.define_model_flags, read by model_overrides
+             "w_hpf", "domain_names", "decoder"}
+    evaluation = {"inception", "inception_weights", "alexnet_weights", "lpips_weights",
+                  "num_outs_per_domain"}
     assert len(defined) > 25
-    for name in defined | model:
+    for name in defined | model | evaluation:
         match = re.search(rf"--(\[no\])?{name}: (.+)", stdout)  # booleans show as --[no]name
         assert match and len(match.group(2)) > 10, f"--{name} is not documented"
-    for name in defined:
+    # The TrainConfig is derived from the flags (cli.config_from_flags): each field has its flag,
+    # and every other flag is read by name.
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    assert fields <= defined | evaluation, fields - defined - evaluation
+    for name in defined - fields:
         assert f"FLAGS.{name}" in source, f"--{name} is defined but never read"
