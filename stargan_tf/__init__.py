@@ -13,7 +13,7 @@ The package is built in layers; a module imports only from its own layer or the 
   7. metrics/     FID and LPIPS by the official protocol
   8. training/    the training loop, its checkpoints and recovery; perf/ (FLOP counts, timing)
   9. the commands: cli (shared flags, errors) and the entry points train, sample, translate,
-     export, evaluate, convert, align, make_tfrecords, demo
+     export, evaluate, convert, align, make_tfrecords, demo, app
 
 The public names are imported lazily, so that command-line tools can check their inputs and fail
 fast, with one line, before TensorFlow loads.
@@ -58,7 +58,7 @@ LAYERS = (
     ("stargan_tf.training", "stargan_tf.perf"),
     ("stargan_tf.cli", "stargan_tf.train", "stargan_tf.sample", "stargan_tf.translate",
      "stargan_tf.export", "stargan_tf.evaluate", "stargan_tf.convert", "stargan_tf.align",
-     "stargan_tf.make_tfrecords", "stargan_tf.demo"),
+     "stargan_tf.make_tfrecords", "stargan_tf.demo", "stargan_tf.app"),
 )
 
 

@@ -92,3 +92,24 @@ def test_input_benchmark_reports_each_pipeline():
         (line,) = [ln for ln in out.splitlines() if ln.strip().startswith(name + " ")]
         rate, ratio = re.search(r" (\d+) images/s .*: ([\d.]+)x raw images/s", line).groups()
         assert float(rate) > 0 and float(ratio) > 0, line
+
+
+@pytest.mark.slow  # a tiny training command and a benchmark process: make test-slow
+def test_sweep_rows_and_the_end_to_end_run_on_a_tiny_config(tmp_path):
+    from stargan_tf.perf import sweep
+
+    tiny_row = dict(img_size=32, batch_size=2, num_domains=2, max_conv_dim=16, dim_in=8)
+    e2e = sweep.end_to_end(tiny_row, iters=12, print_every=3, timeout=900)
+    assert e2e["seconds_per_iteration"] > 0 and e2e["user_seconds"] > 0
+    assert e2e["system_seconds"] >= 0 and e2e["wall_seconds"] > 0
+    step = sweep.ours(str(BENCHMARK), tiny_row, iters=2, warmup=1, timeout=900)
+    assert step["seconds_per_iteration"] > 0 and step["img_size"] == 32
+    # No official counterpart of the modconv decoder: that cell stays empty.
+    assert sweep.official("python", "bench.py", sweep.SWEEP["afhq512-modconv"], 1, 1, 10) is None
+    table = sweep.format_table({"tiny": {"ours": step, "official": 2 * step[
+        "seconds_per_iteration"], "end_to_end": e2e}})
+    assert "| tiny |" in table and "0.50x" in table
+
+
+def test_sweep_usage_errors():
+    assert_usage_error(run_command([sys.executable, BENCHMARK, "--sweep=size999"]), "size999")

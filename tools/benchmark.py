@@ -64,6 +64,17 @@ flags.DEFINE_integer("inference_iters", 5, "Timed inference calls.")
 flags.DEFINE_bool("profile", False, "After the timed iterations, trace one more with the TF "
                   "profiler and print the op types that take the time.")
 flags.DEFINE_bool("json", False, "Print one JSON object (progress goes to stderr).")
+flags.DEFINE_list("sweep", [], "Instead of one config: these sweep rows one after the other, each "
+                  "in its own process (all: every row; see stargan_tf/perf/sweep.py): "
+                  "small32, official64, size128, official256, afhq512, afhq512-modconv.")
+flags.DEFINE_bool("end_to_end", False, "With --sweep: also time the training command on a "
+                  "TFRecord split it writes, at 32, 64 and 256 px.")
+flags.DEFINE_integer("end_to_end_iters", 60, "Iterations of each end-to-end run (the first "
+                     "--print_every window, which holds tracing, is left out).")
+flags.DEFINE_string("official_python", os.environ.get("STARGAN_OFFICIAL_PYTHON", ""),
+                    "With --sweep: a Python with torch that runs the official iteration "
+                    "(../shared/reference/bench_official_step.py, which needs STARGAN_OFFICIAL); "
+                    "default $STARGAN_OFFICIAL_PYTHON; empty: ours only.")
 
 
 def build_config():
@@ -93,6 +104,8 @@ def main(argv):
         raise UserError(f"unexpected arguments {' '.join(argv[1:])}; all options are --flags.")
     if FLAGS.iters < 1 or FLAGS.warmup < 0:
         raise UserError("--iters must be >= 1 and --warmup >= 0.")
+    if FLAGS.sweep:
+        return run_sweep()
     import tensorflow as tf
 
     if FLAGS.threads:
@@ -111,6 +124,41 @@ def main(argv):
         print(json.dumps(result, indent=1))
     else:
         print_report(result)
+
+
+def run_sweep():
+    """--sweep: the rows one after the other, ours and (given a torch Python) the official."""
+    from stargan_tf.perf import sweep
+
+    names = list(sweep.SWEEP) if FLAGS.sweep == ["all"] else FLAGS.sweep
+    unknown = [n for n in names if n not in sweep.SWEEP]
+    if unknown:
+        raise UserError(f"--sweep: unknown rows {', '.join(unknown)}; the rows: "
+                        f"{', '.join(sweep.SWEEP)} (or all).")
+    reference = os.environ.get("STARGAN_REFERENCE") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "reference")
+    bench_py = os.path.join(reference, "bench_official_step.py")
+    if FLAGS.official_python and not os.path.isfile(bench_py):
+        raise UserError(f"{bench_py} is missing: set STARGAN_REFERENCE to the folder of "
+                        "bench_official_step.py.")
+    rows = {}
+    for name in names:
+        row, timeout = sweep.SWEEP[name], 4 * 3600
+        print(f"{name}: ours ...", file=sys.stderr, flush=True)
+        rows[name] = {"ours": sweep.ours(os.path.abspath(__file__), row, FLAGS.iters,
+                                         FLAGS.warmup, timeout)}
+        if FLAGS.official_python:
+            print(f"{name}: official ...", file=sys.stderr, flush=True)
+            rows[name]["official"] = sweep.official(FLAGS.official_python, bench_py, row,
+                                                    FLAGS.iters, FLAGS.warmup, timeout)
+        if FLAGS.end_to_end and name in sweep.END_TO_END:
+            print(f"{name}: end to end ...", file=sys.stderr, flush=True)
+            rows[name]["end_to_end"] = sweep.end_to_end(
+                row, FLAGS.end_to_end_iters, max(1, FLAGS.end_to_end_iters // 6), timeout)
+    if FLAGS.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(sweep.format_table(rows))
 
 
 def measure_peaks(log):

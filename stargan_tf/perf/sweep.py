@@ -1,0 +1,136 @@
+"""The size sweep of `tools/benchmark.py --sweep`: our training iteration beside the official one
+at every size, in one run, and the training command itself end to end.
+
+Each measurement runs in a process of its own (a fresh TensorFlow, its own thread pools and
+memory), one after the other; the CPU time of each child (user and system) is read from
+`resource.getrusage(RUSAGE_CHILDREN)` around it.
+"""
+
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# name -> the config; 32 px is the small config of issue 22, 128 px the official dim_in at batch 4.
+SWEEP = {
+    "small32": dict(img_size=32, batch_size=8, num_domains=3, max_conv_dim=128, dim_in=32),
+    "official64": dict(img_size=64, batch_size=4, num_domains=3, max_conv_dim=512, dim_in=0),
+    "size128": dict(img_size=128, batch_size=4, num_domains=2, max_conv_dim=512, dim_in=0),
+    "official256": dict(img_size=256, batch_size=1, num_domains=2, max_conv_dim=512, dim_in=0),
+    "afhq512": dict(img_size=512, batch_size=1, num_domains=3, max_conv_dim=512, dim_in=0),
+    "afhq512-modconv": dict(img_size=512, batch_size=1, num_domains=3, max_conv_dim=512,
+                            dim_in=0, decoder="modconv"),
+}
+END_TO_END = ("small32", "official64", "official256")  # the sizes the issue's check names
+
+
+def _child_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
+
+
+def run_child(argv, timeout, env=None):
+    """Runs argv; returns (stdout, stderr, user seconds, system seconds, wall seconds).
+
+    Raises:
+      RuntimeError: the child failed (its stderr's tail in the message) or timed out.
+    """
+    user0, sys0 = _child_cpu()
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(argv[:3])} ... did not finish in {timeout} s") from None
+    wall = time.monotonic() - start
+    user1, sys1 = _child_cpu()
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"{' '.join(argv[:3])} ... exited with {proc.returncode}:\n{tail}")
+    return proc.stdout, proc.stderr, user1 - user0, sys1 - sys0, wall
+
+
+def ours(benchmark_py, row, iters, warmup, timeout):
+    """tools/benchmark.py --json for one sweep row (training iteration only)."""
+    argv = [sys.executable, benchmark_py, "--json", "--inference=false", f"--iters={iters}",
+            f"--warmup={warmup}", "--peak_seconds=2"] + [f"--{k}={v}" for k, v in row.items()]
+    out, _, user, system, _ = run_child(argv, timeout)
+    result = json.loads(out[out.index("{"):])
+    result.update(user_seconds=user, system_seconds=system)
+    return result
+
+
+def official(python, bench_py, row, iters, warmup, timeout):
+    """The official iteration (../shared/reference/bench_official_step.py): seconds per iteration,
+    or None for a config it cannot run (the modconv decoder has no official counterpart)."""
+    if row.get("decoder", "adain") != "adain":
+        return None
+    argv = [python, bench_py, f"--img-size={row['img_size']}", f"--batch={row['batch_size']}",
+            f"--num-domains={row['num_domains']}", f"--max-conv-dim={row['max_conv_dim']}",
+            f"--dim-in={row['dim_in']}", f"--iters={iters}", f"--warmup={warmup}",
+            f"--threads={os.cpu_count() or 1}"]
+    out, _, _, _, _ = run_child(argv, timeout)
+    return float(re.findall(r"official_step_s=([0-9.]+)", out)[-1])
+
+
+def write_split(directory, img_size, num_domains, per_domain=24, seed=0):
+    """A TFRecord split of random-noise JPEG images (the decoding cost of real ones)."""
+    import numpy as np
+    from PIL import Image
+
+    from stargan_tf.data import tfrecords
+
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(directory, "images")
+    for d in range(num_domains):
+        os.makedirs(os.path.join(folder, f"domain{d}"))
+        for i in range(per_domain):
+            pixels = rng.integers(0, 256, (img_size, img_size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(os.path.join(folder, f"domain{d}", f"{i}.jpg"),
+                                         quality=90)
+    split = os.path.join(directory, "train")
+    tfrecords.write_split(folder, tfrecords.find_images(folder), split, img_size, workers=1)
+    return split
+
+
+STEP_LINE = re.compile(r"step (\d+)/\d+ \| [0-9.]+ img/s \| ([0-9.]+) s/step")
+
+
+def end_to_end(row, iters, print_every, timeout):
+    """`python -m stargan_tf.train` on a TFRecord split it writes: the median seconds per
+    iteration over the logged windows after the first (which holds tracing), and CPU time."""
+    with tempfile.TemporaryDirectory(prefix="stargan-e2e-") as tmp:
+        split = write_split(tmp, row["img_size"], row["num_domains"])
+        argv = [sys.executable, "-m", "stargan_tf.train", f"--train_data={split}",
+                f"--workdir={os.path.join(tmp, 'run')}", f"--total_iters={iters}",
+                f"--print_every={print_every}", f"--save_every={iters}",
+                f"--sample_every={iters}", "--w_hpf=0"]
+        argv += [f"--{k}={v}" for k, v in row.items() if k != "num_domains"]
+        _, err, user, system, wall = run_child(argv, timeout)
+    windows = [float(s) for _, s in STEP_LINE.findall(err)][1:]
+    if not windows:
+        raise RuntimeError(f"no progress lines after the first in the training log:\n{err[-500:]}")
+    return {"seconds_per_iteration": statistics.median(windows), "user_seconds": user,
+            "system_seconds": system, "wall_seconds": wall}
+
+
+def format_table(rows):
+    """The sweep as a Markdown table (the README's performance table)."""
+    lines = ["| config | ours s/iter | official s/iter | ours / official | conv peak used | "
+             "end to end s/iter | end to end / step | system / user time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows.items():
+        step = r["ours"]["seconds_per_iteration"]
+        off = r.get("official")
+        e2e = r.get("end_to_end")
+        cells = [name, f"{step:.3f}", f"{off:.3f}" if off else "-",
+                 f"{step / off:.2f}x" if off else "-", f"{r['ours']['fraction_of_peak']:.0%}",
+                 f"{e2e['seconds_per_iteration']:.3f}" if e2e else "-",
+                 f"{e2e['seconds_per_iteration'] / step:.2f}x" if e2e else "-",
+                 f"{e2e['system_seconds'] / max(e2e['user_seconds'], 1e-9):.0%}" if e2e else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
