@@ -21,8 +21,8 @@ from test_serving_rest import rest_to_tensors, tensors_to_rest
 
 S = 32  # the tiny model's img_size
 GAP = 2  # pixels between the cells of a grid
-# The SavedModel vs the Python call (eager): the acceptance bound of issue 21. Measured here:
-# 1.4e-6 (graph vs eager generator on the tiny model; the same ψ arithmetic on both sides).
+# The SavedModel vs the Python call (eager): the acceptance bound of issue 21. Measured here on
+# the tiny model: images 1.4e-6 apart, styles 2.9e-6 (graph vs eager: fused ops).
 SAVED_MODEL_ATOL = 1e-5
 
 
@@ -169,15 +169,16 @@ def test_sample_renders_one_grid_per_psi(model, sampled):
         assert len(os.listdir(out / f"latent{suffix}")) == len(DOMAINS) * 2 * 3, suffix
     # The mean styles were cached in the model directory.
     assert len(os.listdir(os.path.join(model_dir, mean_style.CACHE_SUBDIR))) == 1
-    # A ψ = 0.5 image is the Python call's (JPEG keeps it within a few levels), and not ψ = 1's.
+    # Each folder's image is the Python call's at its ψ: of the three ψ, the closest (JPEG keeps
+    # it within a few levels; test_sample.py's bound).
     name = f"{os.path.basename(os.path.dirname(src[1]))}_img0__wild_seed12.jpg"
     x = images.read_image(src[1], S)
-    for suffix, psi in (("_psi_0.5", 0.5), ("", 1.0)):
-        want = to_uint8(stargan_tf.translate(nets, x, "wild", seed=12, psi=psi)).astype(float)
+    want = {psi: to_uint8(stargan_tf.translate(nets, x, "wild", seed=12, psi=psi)).astype(float)
+            for psi in (0.5, 0.7, 1.0)}
+    for suffix, psi in (("_psi_0.5", 0.5), ("_psi_0.7", 0.7), ("", 1.0)):
         cell = np.asarray(Image.open(out / f"latent{suffix}" / name)).astype(float)
-        assert np.abs(cell - want).mean() < 4, suffix
-    cell_05 = np.asarray(Image.open(out / "latent_psi_0.5" / name)).astype(float)
-    assert np.abs(cell_05 - np.asarray(Image.open(out / "latent" / name))).mean() > 4
+        errors = {p: np.abs(cell - w).mean() for p, w in want.items()}
+        assert min(errors, key=errors.get) == psi and errors[psi] < 8, (suffix, errors)
 
 
 def test_translate_cli_psi(model, sampled, tmp_path):
@@ -241,7 +242,7 @@ def test_saved_model_psi_signatures_match_the_python_call(model, x_real, exporte
                                          psi=tf.constant(psis))["s_trg"].numpy()
     for i in range(3):
         want = translation.target_style(nets, domains[i], seed=seeds[i], psi=psis[i]).numpy()[0]
-        np.testing.assert_allclose(s_trg[i], want, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(s_trg[i], want, atol=SAVED_MODEL_ATOL, rtol=0)
     s_avg = sig["mean_style"](target_domain=tf.constant([2, 0], tf.int64))["s_avg"].numpy()
     np.testing.assert_array_equal(s_avg, mean_style.mean_styles(nets)[[2, 0]])
     # Bad ψ: an error naming it.
@@ -261,15 +262,15 @@ def test_psi_over_rest_matches_the_python_call(model, x_real, exported):
     response = json.loads(json.dumps(tensors_to_rest(sig(**rest_to_tensors(body, sig)), True)))
     for i, psi in enumerate((0.5, 0.7)):
         want = stargan_tf.translate(nets, x_real[i], "dog", seed=7, psi=psi)
-        np.testing.assert_allclose(np.array(response["predictions"][i]), want,
+        np.testing.assert_allclose(np.array(response["predictions"][i]["x_fake"]), want,
                                    atol=SAVED_MODEL_ATOL, rtol=0)
     # Columnar, one input per image, on the style signature.
     sig = exported.signatures["style_from_latent_psi"]
     body = json.dumps({"signature_name": "style_from_latent_psi",
                        "inputs": {"target_domain": [0], "seed": [2], "psi": [0.0]}})
     out = tensors_to_rest(sig(**rest_to_tensors(body, sig)), False)["outputs"]
-    np.testing.assert_allclose(np.array(out["s_trg"])[0], mean_style.mean_styles(nets)[0],
-                               atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(np.array(out["s_trg"], np.float32)[0],
+                                  mean_style.mean_styles(nets)[0])  # ψ = 0: the constant itself
 
 
 def test_training_grid_has_the_reconstruction_and_psi_rows(model):
