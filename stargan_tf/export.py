@@ -50,10 +50,13 @@ def main(argv):
     start = time.monotonic()
     networks, ema = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
     from stargan_tf import model_dir
+    from stargan_tf.inference import mean_style
 
     card = model_dir.export_card(FLAGS.checkpoint, FLAGS.step, ema)
+    # The mean styles of the *_psi signatures, from the model directory's cache when there.
+    s_avg = mean_style.mean_styles(networks, model_dir=FLAGS.checkpoint)
     path = serving.export_versioned(networks, FLAGS.export_dir, FLAGS.version, FLAGS.image_format,
-                                    model_card=card)
+                                    model_card=card, mean_styles=s_avg)
     logging.info("Exported in %.1f s.", time.monotonic() - start)
     c = networks.config
     print(f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "

@@ -6,6 +6,7 @@ Layout of a model directory (written by the converter; training writes the same)
     DIR/MODEL_CARD.md          what the model is, how it was made, its license (model_card.py)
     DIR/checkpoints/checkpoint tf.train.CheckpointManager's index of checkpoints
     DIR/checkpoints/ckpt-<step>.index, .data-*
+    DIR/mean_styles/<key>.npz  the mean style of each domain (ψ truncation), per weights
 
 A checkpoint is a `tf.train.Checkpoint` whose children are `step` and `nets` (generator,
 mapping_network, style_encoder, discriminator) and/or `nets_ema` (the EMA copies of G, F, E), and,
@@ -36,6 +37,8 @@ INDEX_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
 # What a save killed part-way leaves: TensorFlow writes the shards under `<prefix>-N_temp*/`.
 TEMP_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-\d+_temp")
 SLOTS = ("nets", "nets_ema", "fan")
+# The mean style of each domain (for ψ truncation), cached per weights (stargan_tf.inference.mean_style).
+MEAN_STYLES_SUBDIR = "mean_styles"
 
 
 class ModelDirError(UserError):
@@ -82,6 +85,11 @@ def checkpoint_path(directory, step=None):
 def latest_step(directory):
     """The step of a model directory's latest checkpoint, or None without one."""
     return checkpoint_step(checkpoint_path(directory))
+
+
+def mean_styles_path(directory, key):
+    """The cache file of the mean styles of weights with fingerprint `key`."""
+    return os.path.join(directory, MEAN_STYLES_SUBDIR, f"{key}.npz")
 
 
 def read_meta(directory):

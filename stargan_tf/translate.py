@@ -5,10 +5,12 @@ Every image under --input_dir (recursively; any size, resized to the model's) is
 one style, taken from --reference (an image of the target domain) or from the latent code of
 --seed (default 0; the same as the seed's images from `python -m stargan_tf.sample`), and written
 to --output_dir under the same relative path, as PNG (or --format=jpg). --input IMG --output FILE
-translates one image. A progress bar (count/total, images/s) goes to stderr.
+translates one image. A progress bar (count/total, images/s) goes to stderr. --psi (default 1)
+truncates the latent code's style toward the target domain's mean style (0 = the mean style;
+cached in the model directory, mean_styles/); it does not apply to --reference.
 
 This module is also the Python function `stargan_tf.translate(networks, images, target_domain,
-reference=None, seed=None)`: see `stargan_tf.inference.translation.translate`.
+reference=None, seed=None, psi=1.0)`: see `stargan_tf.inference.translation.translate`.
 """
 
 import os
@@ -30,6 +32,9 @@ flags.DEFINE_string("target_domain", None, "Target domain: a name of the model's
 flags.DEFINE_string("reference", None, "Reference image of the target domain whose style to use.")
 flags.DEFINE_integer("seed", None, "Seed of the latent code whose style to use (default: 0, when "
                      "no --reference is given).")
+flags.DEFINE_float("psi", 1.0, "ψ truncation of the latent-guided style toward the target "
+                   "domain's mean style: 1 = none, 0 = the mean style, > 1 extrapolates; >= 0. "
+                   "Not with --reference.")
 flags.DEFINE_integer("batch_size", 8, "Images translated at a time.")
 flags.DEFINE_enum("format", "png", ["png", "jpg"], "Format of the files written to --output_dir.")
 
@@ -53,6 +58,12 @@ def _check_flags():
         raise UserError(f"--reference={FLAGS.reference} is not a file.")
     if FLAGS.batch_size < 1:
         raise UserError(f"--batch_size={FLAGS.batch_size} must be at least 1.")
+    if not FLAGS.psi >= 0 or FLAGS.psi == float("inf"):  # (NaN fails >= 0 too)
+        raise UserError(f"--psi={FLAGS.psi:g}: ψ must be a number >= 0 (1 = no truncation, 0 = the "
+                        "domain's mean style, > 1 extrapolates).")
+    if FLAGS.reference is not None and FLAGS.psi != 1.0:
+        raise UserError(f"--psi={FLAGS.psi:g} applies to latent-guided styles (--seed); a "
+                        "--reference's style is used as it is: drop --psi or --reference.")
 
 
 def main(argv):
@@ -65,8 +76,11 @@ def main(argv):
     networks, _ = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
     y_trg = models.domain_id(networks.config, FLAGS.target_domain)
     reference = FLAGS.reference and images.read_image(FLAGS.reference, networks.config.img_size)
-    s_trg = translation.target_style(networks, y_trg, reference=reference, seed=FLAGS.seed)
+    s_trg = translation.target_style(networks, y_trg, reference=reference, seed=FLAGS.seed,
+                                     psi=FLAGS.psi, model_dir=FLAGS.checkpoint)
     how = f"reference {FLAGS.reference}" if FLAGS.reference else f"seed {FLAGS.seed or 0}"
+    if FLAGS.psi != 1.0:
+        how += f", psi {FLAGS.psi:g}"
     domain = networks.config.domain_names[y_trg]
     if FLAGS.input:
         batch.translate_file(networks, s_trg, FLAGS.input, FLAGS.output)

@@ -22,6 +22,7 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
   inference/models, translation, images,      translate, faces
     batch, progress, translate
   inference/sampling, grids, video, sample    sample
+  inference/mean_style (ψ truncation)         psi
   inference/serving, export                   export, serving_rest
   metrics/*, evaluate                         metrics, evaluate
   training/trainer, optimizer, samples,       train_step, train_cli, train_precision, faces

@@ -323,9 +323,10 @@ def _check_progress_grid_and_model(run):
     from PIL import Image
 
     with Image.open(final) as grid:
-        # 1 + 2 sources per domain columns; sources, one row per domain, one per reference.
+        # 1 + 2 sources per domain columns; sources, reconstructions, one row per domain at
+        # ψ = 1 and at ψ = 0.7, one per reference.
         side = 32 + 2
-        assert grid.size == (7 * side - 2, 7 * side - 2)
+        assert grid.size == (7 * side - 2, (1 + 1 + 3 + 3 + 3) * side - 2)
     import stargan_tf
 
     nets = stargan_tf.load_networks(str(run.workdir))

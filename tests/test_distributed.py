@@ -424,9 +424,10 @@ def test_tensorboard_scalars_and_sample_grid(resume_runs):
         want = 2.0 * (1 - (step - 1) / 10)
         assert scalars["G/lambda_ds"][step][0] == pytest.approx(want, abs=1e-6), step
 
-    # Grid: rows = the sources, one row per domain (latent), one per reference; columns = a
-    # blank or reference cell + 2 sources; 32 px cells with 2 px gaps.
-    height, width = (1 + 2 + 2) * 34 - 2, (1 + 2) * 34 - 2
+    # Grid: rows = the sources, their reconstructions, one row per domain (latent) at ψ = 1 and
+    # at ψ = 0.7, one per reference; columns = a blank or reference cell + 2 sources; 32 px cells
+    # with 2 px gaps.
+    height, width = (1 + 1 + 2 + 2 + 2) * 34 - 2, (1 + 2) * 34 - 2
     assert "samples" in images, sorted(images)
     assert sorted(images["samples"]) == steps
     (tensor,) = images["samples"][6]  # [width, height, png]

@@ -42,8 +42,9 @@ OFFICIAL_ATOL = FACTOR * 2.6e-5
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 SIGNATURES = ["translate_reference", "translate_latent", "translate_style", "style_from_reference",
               "style_from_latent", "translate_reference_bytes", "translate_latent_bytes",
-              "translate_style_bytes", "style_from_reference_bytes", "domain_ids", "model_info",
-              "serving_default"]
+              "translate_style_bytes", "style_from_reference_bytes", "translate_latent_psi",
+              "translate_latent_psi_bytes", "style_from_latent_psi", "mean_style", "domain_ids",
+              "model_info", "serving_default"]
 
 # Runs in a fresh interpreter without site processing: site-packages is on the path (TensorFlow),
 # but not the editable install of stargan_tf (a .pth file), nor the repository.

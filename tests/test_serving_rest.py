@@ -131,13 +131,13 @@ def example_inputs(rng):
     image = rng.uniform(-1, 1, [32, 32, 3]).round(3).tolist()
     return {"images": image, "reference_images": image, "target_domain": 1, "seed": 7,
             "style": rng.standard_normal(8).round(3).tolist(), "image_bytes": png_b64(rng),
-            "reference_bytes": png_b64(rng), "domain_names": "dog", "dummy": 0}
+            "reference_bytes": png_b64(rng), "domain_names": "dog", "dummy": 0, "psi": 0.7}
 
 
 def test_every_signature_is_callable_over_rest(loaded):
     rng = np.random.default_rng(0)
     names = sorted(loaded.signatures)
-    assert len(names) == 12 and "model_info" in names
+    assert len(names) == 16 and "model_info" in names and "translate_latent_psi" in names
     for name in names:
         sig = loaded.signatures[name]
         inputs = sorted(sig.structured_input_signature[1])

@@ -4,6 +4,7 @@ latent-guided (sources across, one row per target domain and latent code)."""
 import numpy as np
 import tensorflow as tf
 
+from stargan_tf.inference import mean_style
 from stargan_tf.inference.translation import generate
 from stargan_tf.inference.images import tile, to_uint8
 
@@ -46,13 +47,16 @@ def reference_grid(x_src, x_ref, x_fake):
     return tile(rows)
 
 
-def latent_guided(networks, x_src, z_trg):
+def latent_guided(networks, x_src, z_trg, psi=1.0, s_avg=None):
     """Every source translated into every domain, with every latent code.
 
     Args:
       networks: the (EMA) networks (with the FAN when w_hpf > 0).
       x_src: [N, S, S, 3] sources in [-1, 1].
       z_trg: [K, latent_dim] latent codes, each mapped into every domain.
+      psi: ψ truncation of the styles toward their domain's mean style (1 = none).
+      s_avg: [num_domains, style_dim] the mean styles (`mean_style.mean_styles`); needed when
+        psi != 1.
 
     Returns:
       uint8 [num_domains, K, N, S, S, 3].
@@ -64,6 +68,8 @@ def latent_guided(networks, x_src, z_trg):
         row = []
         for k in range(z_trg.shape[0]):
             s_trg = networks.mapping_network(tf.repeat(z_trg[k : k + 1], n, axis=0), y_trg)
+            if psi != 1.0:
+                s_trg = mean_style.truncate(s_trg, tf.gather(s_avg, y_trg), psi)
             row.append(generate(networks, x_src, s_trg))
         out.append(np.stack(row))
     return np.stack(out)

@@ -8,7 +8,7 @@ from absl import logging
 
 from stargan_tf.data import folders
 from stargan_tf.errors import UserError
-from stargan_tf.inference import grids, video
+from stargan_tf.inference import grids, mean_style, video
 from stargan_tf.inference.images import save_image
 from stargan_tf.inference.translation import latent_codes
 
@@ -73,8 +73,13 @@ def read_folder(root, config, max_images, targets=False):
     return Images(np.stack(xs), np.array(ys, np.int32), names)
 
 
+def psi_suffix(psi):
+    """What the outputs of a ψ add to their names: "" for ψ = 1 (today's names), else "_psi_0.7"."""
+    return "" if psi == 1.0 else f"_psi_{psi:g}"
+
+
 def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, videos=True,
-               video_sources=8, fps=15, save_images=True):
+               video_sources=8, fps=15, save_images=True, psis=(1.0,), model_dir=None):
     """Writes the grids, videos and translated images of the sample tool to out_dir.
 
     Args:
@@ -88,6 +93,10 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
       video_sources: number of sources (the first ones) in the videos.
       fps: frames per second of the videos.
       save_images: also write every translated image, named after its inputs.
+      psis: the ψ values of the latent-guided outputs (grid, images, video), one set each, named
+        with `psi_suffix` (ψ = 1: latent.jpg, latent/, video_latent; ψ = 0.7: latent_psi_0.7.jpg,
+        latent_psi_0.7/, video_latent_psi_0.7).
+      model_dir: the model directory caching the mean styles (`mean_style.mean_styles`), or None.
 
     Returns:
       The paths written (grids and videos; not the individual images).
@@ -97,6 +106,9 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
     written = []
     z_trg = latent_codes(np.arange(seed, seed + num_styles), config.latent_dim)  # [K, latent_dim]
     x_src = sources.x
+    s_avg = None
+    if any(psi != 1.0 for psi in psis):
+        s_avg = mean_style.mean_styles(networks, model_dir)  # [num_domains, style_dim]
 
     if references is not None:
         x_fake = grids.reference_guided(networks, x_src, references.x, references.y)
@@ -108,15 +120,17 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
                     name = f"{src_name}__{ref_name}.jpg"
                     save_image(os.path.join(out_dir, "reference", name), x_fake[r, i])
 
-    x_fake = grids.latent_guided(networks, x_src, z_trg)
-    written.append(os.path.join(out_dir, "latent.jpg"))
-    save_image(written[-1], grids.latent_grid(x_src, x_fake))
-    if save_images:
-        for d, domain in enumerate(config.domain_names):
-            for k in range(num_styles):
-                for i, src_name in enumerate(sources.names):
-                    name = f"{src_name}__{domain}_seed{seed + k}.jpg"
-                    save_image(os.path.join(out_dir, "latent", name), x_fake[d, k, i])
+    for psi in psis:
+        suffix = psi_suffix(psi)
+        x_fake = grids.latent_guided(networks, x_src, z_trg, psi, s_avg)
+        written.append(os.path.join(out_dir, f"latent{suffix}.jpg"))
+        save_image(written[-1], grids.latent_grid(x_src, x_fake))
+        if save_images:
+            for d, domain in enumerate(config.domain_names):
+                for k in range(num_styles):
+                    for i, src_name in enumerate(sources.names):
+                        name = f"{src_name}__{domain}_seed{seed + k}.jpg"
+                        save_image(os.path.join(out_dir, f"latent{suffix}", name), x_fake[d, k, i])
 
     if videos:
         x_video = x_src[:video_sources]
@@ -127,10 +141,13 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
                 written.append(path)
             else:
                 logging.warning("No reference video: no two consecutive references share a domain.")
-        frames = video.latent_video_frames(networks, x_video, z_trg)
-        path, _ = video.write_video(os.path.join(out_dir, "video_latent"), frames, fps)
-        if path:
-            written.append(path)
-        else:
-            logging.warning("No latent video: it needs --num_styles of at least 2.")
+        for psi in psis:
+            frames = video.latent_video_frames(networks, x_video, z_trg, psi, s_avg)
+            stem = os.path.join(out_dir, f"video_latent{psi_suffix(psi)}")
+            path, _ = video.write_video(stem, frames, fps)
+            if path:
+                written.append(path)
+            else:
+                logging.warning("No latent video: it needs --num_styles of at least 2.")
+                break
     return written

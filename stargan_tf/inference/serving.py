@@ -12,9 +12,17 @@ are int64, one per image; image bytes are JPEG/PNG/GIF/BMP/WebP of any size):
   translate_latent_bytes(image_bytes, target_domain, seed)      -> x_fake_bytes
   translate_style_bytes(image_bytes, style)                     -> x_fake_bytes
   style_from_reference_bytes(reference_bytes, target_domain)    -> s_trg
+  translate_latent_psi(images, target_domain, seed, psi)       -> x_fake
+  translate_latent_psi_bytes(image_bytes, target_domain, seed, psi) -> x_fake_bytes
+  style_from_latent_psi(target_domain, seed, psi)               -> s_trg
+  mean_style(target_domain)                                     -> s_avg
   domain_ids(domain_names)                                      -> target_domain
   model_info(dummy)                            -> domain_names, img_size, style_dim, latent_dim
 
+The `*_psi` signatures truncate the latent-guided style toward the target domain's mean style,
+s_trg = s_avg + psi · (s_trg − s_avg) (`psi` float32, one per image, >= 0; 1 = the untruncated
+signature's style): the mean styles (`mean_style.mean_styles`, 10,000 codes per domain) are a
+constant of the export, which `mean_style` returns. The signatures without ψ are unchanged.
 The domain names also travel as `assets/domain_names.txt` (one a line, in id order).
 `model_info` reads no input, but takes one, `dummy` (int64, any values, e.g. [0]): TF Serving's
 REST API refuses a request to a signature without inputs. Its outputs have no batch dimension, so
@@ -33,6 +41,7 @@ import tensorflow as tf
 
 from stargan_tf.data import augment, pipeline
 from stargan_tf.errors import UserError
+from stargan_tf.inference import mean_style
 from stargan_tf.inference.translation import latent_codes
 
 DOMAIN_NAMES_FILE = "domain_names.txt"
@@ -48,13 +57,16 @@ def _spec(shape, dtype, name):
 class ServingFunctions:
     """The signature functions, on one set of networks (those the archive tracks)."""
 
-    def __init__(self, networks, domain_table, image_format="png"):
+    def __init__(self, networks, domain_table, image_format="png", mean_styles=None):
+        """mean_styles: float32 [num_domains, style_dim], the `*_psi` signatures' s_avg; None =
+        `mean_style.mean_styles(networks)` when first needed."""
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format={image_format!r}: use {' or '.join(IMAGE_FORMATS)}.")
         self.nets = networks
         self.config = networks.config
         self.table = domain_table
         self.image_format = image_format
+        self.s_avg = mean_styles
         size = self.config.img_size
         # One function for the generator (with the FAN's masks for faces), which every translate
         # signature calls: the SavedModel holds its graph once, not once per signature.
@@ -100,6 +112,17 @@ class ServingFunctions:
         with tf.control_dependencies(asserts):
             return tf.identity(target_domain)
 
+    def _check_psi(self, psi, n):
+        asserts = [
+            tf.debugging.assert_equal(tf.size(psi), n, message="psi needs one value per image; got"),
+            tf.debugging.assert_equal(
+                tf.reduce_all(tf.math.is_finite(psi) & (psi >= 0.0)), True,
+                message="psi must be finite and >= 0 (1 = no truncation, 0 = the mean style)",
+            ),
+        ]  # fmt: skip
+        with tf.control_dependencies(asserts):
+            return tf.identity(psi)
+
     def _check_batch(self, tensor, n, name):
         check = tf.debugging.assert_equal(
             tf.shape(tensor)[0], n, message=f"{name} needs one entry per image; got"
@@ -135,6 +158,18 @@ class ServingFunctions:
         z_trg = latent_codes(seed, self.config.latent_dim)  # [N, latent_dim]
         return self.nets.mapping_network(z_trg, y_trg)
 
+    def _mean_styles(self, y_trg):
+        if self.s_avg is None:
+            with tf.init_scope():  # Computed eagerly, once, while the first signature traces.
+                self.s_avg = mean_style.mean_styles(self.nets)
+        # A constant of the graph: the export carries the mean styles.
+        return tf.gather(tf.constant(self.s_avg, tf.float32), y_trg)  # [N, style_dim]
+
+    def _style_latent_psi(self, y_trg, seed, psi):
+        psi = self._check_psi(psi, tf.size(y_trg))
+        y_trg = self._check_domains(y_trg, tf.size(y_trg))  # checked before the gather below
+        return mean_style.truncate(self._style_latent(y_trg, seed), self._mean_styles(y_trg), psi)
+
     def _translate(self, x_real, s_trg):
         s_trg = self._check_batch(s_trg, tf.shape(x_real)[0], "style")
         # Face models (w_hpf > 0) compute their masks inside, with the FAN: clients send images only.
@@ -163,6 +198,18 @@ class ServingFunctions:
     def style_from_latent(self, target_domain, seed):
         return {"s_trg": self._style_latent(target_domain, seed)}
 
+    def translate_latent_psi(self, images, target_domain, seed, psi):
+        x_real = self._check_images(images, "images")
+        y_trg = self._check_batch(target_domain, tf.shape(x_real)[0], "target_domain")
+        return {"x_fake": self._translate(x_real, self._style_latent_psi(y_trg, seed, psi))}
+
+    def style_from_latent_psi(self, target_domain, seed, psi):
+        return {"s_trg": self._style_latent_psi(target_domain, seed, psi)}
+
+    def mean_style(self, target_domain):
+        y_trg = self._check_domains(target_domain, tf.size(target_domain))
+        return {"s_avg": self._mean_styles(y_trg)}
+
     # Bytes signatures: the float ones between decoding (resized as the pipelines do) and encoding.
 
     def translate_reference_bytes(self, image_bytes, reference_bytes, target_domain):
@@ -177,6 +224,10 @@ class ServingFunctions:
 
     def translate_style_bytes(self, image_bytes, style):
         out = self.translate_style(self._decode(image_bytes), style)
+        return {"x_fake_bytes": self._encode(out["x_fake"])}
+
+    def translate_latent_psi_bytes(self, image_bytes, target_domain, seed, psi):
+        out = self.translate_latent_psi(self._decode(image_bytes), target_domain, seed, psi)
         return {"x_fake_bytes": self._encode(out["x_fake"])}
 
     def style_from_reference_bytes(self, reference_bytes, target_domain):
@@ -213,6 +264,7 @@ class ServingFunctions:
         style = _spec([None, c.style_dim], tf.float32, "style")
         image_bytes = _spec([None], tf.string, "image_bytes")
         reference_bytes = _spec([None], tf.string, "reference_bytes")
+        psi = _spec([None], tf.float32, "psi")
         return {
             "translate_reference": (
                 self.translate_reference, [images, reference_images, target_domain]
@@ -231,18 +283,28 @@ class ServingFunctions:
             "style_from_reference_bytes": (
                 self.style_from_reference_bytes, [reference_bytes, target_domain]
             ),
+            "translate_latent_psi": (
+                self.translate_latent_psi, [images, target_domain, seed, psi]
+            ),
+            "translate_latent_psi_bytes": (
+                self.translate_latent_psi_bytes, [image_bytes, target_domain, seed, psi]
+            ),
+            "style_from_latent_psi": (self.style_from_latent_psi, [target_domain, seed, psi]),
+            "mean_style": (self.mean_style, [target_domain]),
             "domain_ids": (self.domain_ids, [_spec([None], tf.string, "domain_names")]),
             "model_info": (self.model_info, [_spec([None], tf.int64, "dummy")]),
         }
 
 
-def write_saved_model(networks, path, image_format="png"):
+def write_saved_model(networks, path, image_format="png", mean_styles=None):
     """Writes the networks as a SavedModel with the signatures of the module docstring.
 
     Args:
       networks: the networks to serve (the EMA ones; with the FAN when w_hpf > 0).
       path: the SavedModel directory to write (must not exist yet).
       image_format: encoding of the `*_bytes` outputs: "png" or "jpeg".
+      mean_styles: [num_domains, style_dim], the `*_psi` signatures' mean styles (e.g. cached:
+        `mean_style.mean_styles(networks, model_dir)`); None = computed here.
     """
     with tempfile.TemporaryDirectory() as tmp:
         names_file = os.path.join(tmp, DOMAIN_NAMES_FILE)
@@ -263,7 +325,9 @@ def write_saved_model(networks, path, image_format="png"):
             if net is not None:
                 archive.track(net)
         archive.track(table)
-        functions = ServingFunctions(networks, table, image_format)
+        if mean_styles is None:
+            mean_styles = mean_style.mean_styles(networks)
+        functions = ServingFunctions(networks, table, image_format, mean_styles)
         for name, (fn, input_signature) in functions.signatures().items():
             archive.add_endpoint(name, fn, input_signature=input_signature)
         # write_out also registers the first endpoint, translate_reference, as serving_default.
@@ -278,7 +342,8 @@ def next_version(export_base):
     return max(versions, default=0) + 1
 
 
-def export_versioned(networks, export_base, version=None, image_format="png", model_card=None):
+def export_versioned(networks, export_base, version=None, image_format="png", model_card=None,
+                     mean_styles=None):
     """Writes the SavedModel to `<export_base>/<version>/`, the layout TF Serving watches.
 
     It is written to a temporary directory beside it (a name TF Serving ignores) and renamed when
@@ -290,6 +355,7 @@ def export_versioned(networks, export_base, version=None, image_format="png", mo
       version: a positive int; None = `next_version(export_base)`.
       image_format: encoding of the `*_bytes` outputs: "png" or "jpeg".
       model_card: the text of MODEL_CARD.md to write beside the SavedModel (None: none).
+      mean_styles: as `write_saved_model` takes them.
 
     Returns:
       The version directory written.
@@ -310,7 +376,7 @@ def export_versioned(networks, export_base, version=None, image_format="png", mo
     os.makedirs(export_base, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
     try:
-        write_saved_model(networks, os.path.join(tmp, "model"), image_format)
+        write_saved_model(networks, os.path.join(tmp, "model"), image_format, mean_styles)
         if model_card is not None:  # TF Serving ignores other files beside the SavedModel
             from stargan_tf.model_card import CARD_FILE
 

@@ -5,7 +5,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from stargan_tf.inference import models
+from stargan_tf.inference import mean_style, models
 from stargan_tf.inference.images import as_model_images
 from stargan_tf.inference.images import to_uint8
 
@@ -75,7 +75,7 @@ def _domain_ids(config, target_domain, n):
     return tf.constant(ids, tf.int32)  # [N]
 
 
-def target_style(networks, target_domain, reference=None, seed=None):
+def target_style(networks, target_domain, reference=None, seed=None, psi=1.0, model_dir=None):
     """One style code s_trg [1, style_dim] of a target domain.
 
     Args:
@@ -83,18 +83,40 @@ def target_style(networks, target_domain, reference=None, seed=None):
       target_domain: a domain name or id.
       reference: a reference image of the target domain (as `translate` takes it), or None.
       seed: the latent code's seed when no reference (None = 0).
+      psi: ψ truncation of the latent-guided style (see `translate`); 1 = none.
+      model_dir: the model directory caching the mean styles (`mean_style.mean_styles`), or None.
     """
     if reference is not None and seed is not None:
         raise ValueError("Give a reference image or a seed, not both.")
+    psi = _check_psi(psi, reference)
     config = networks.config
     y_trg = tf.constant([models.domain_id(config, target_domain)])  # [1]
     if reference is not None:
         return networks.style_encoder(as_model_images(reference, config.img_size), y_trg)
     z_trg = latent_codes([0 if seed is None else int(seed)], config.latent_dim)  # [1, latent_dim]
-    return networks.mapping_network(z_trg, y_trg)
+    s_trg = networks.mapping_network(z_trg, y_trg)
+    return _truncated(networks, s_trg, y_trg, psi, model_dir)
 
 
-def translate(networks, images, target_domain, reference=None, seed=None):
+def _check_psi(psi, reference):
+    psi = mean_style.check_psi(psi)
+    if reference is not None and psi != 1.0:
+        raise ValueError(
+            f"psi={psi:g} with a reference image: ψ truncates latent-guided styles toward the "
+            "mean of F's styles; a reference's style is used as it is (psi=1)."
+        )
+    return psi
+
+
+def _truncated(networks, s_trg, y_trg, psi, model_dir=None):
+    """s_trg pulled toward the mean styles of the domains y_trg [N] by psi; itself at psi = 1."""
+    if psi == 1.0:
+        return s_trg
+    s_avg = mean_style.mean_styles(networks, model_dir)  # [num_domains, style_dim]
+    return mean_style.truncate(s_trg, tf.gather(s_avg, y_trg), psi)
+
+
+def translate(networks, images, target_domain, reference=None, seed=None, psi=1.0):
     """Translates images into a target domain with one style (or one style per image).
 
     Args:
@@ -108,6 +130,14 @@ def translate(networks, images, target_domain, reference=None, seed=None):
       seed: latent-guided: the int seed of the latent code z, the same for every image (the
         exported `translate_latent` signature gives the same output for the same seed). None with
         no reference = seed 0.
+      psi: ψ truncation of the latent-guided style: s_trg = s_avg + ψ · (s_trg − s_avg), s_avg
+        the target domain's mean style (`mean_style.mean_styles`: the mean of F over 10,000
+        fixed codes, computed on the first call and then kept in memory). 1 (default) = no
+        truncation (the arithmetic is skipped: exactly the untruncated output); 0 = the mean
+        style, whatever the seed; in (0, 1) between; > 1 extrapolates away from the mean.
+        Reference-guided styles come from the style encoder and are not truncated: with a
+        reference, psi must be 1. The exported `translate_latent_psi` signature gives the same
+        output for the same seed and ψ.
 
     Returns:
       float32 numpy [N, S, S, 3] (x_fake, nominally in [-1, 1]), or [S, S, 3] for one image.
@@ -116,6 +146,7 @@ def translate(networks, images, target_domain, reference=None, seed=None):
     models.check_supported(networks)
     if reference is not None and seed is not None:
         raise ValueError("Give a reference image or a seed, not both.")
+    psi = _check_psi(psi, reference)
     single = np.ndim(images) == 3
     x_real = as_model_images(images, config.img_size)  # [N, S, S, 3]
     n = x_real.shape[0]
@@ -127,6 +158,6 @@ def translate(networks, images, target_domain, reference=None, seed=None):
         s_trg = networks.style_encoder(x_ref, y_trg)
     else:
         z_trg = latent_codes(tf.fill([n], 0 if seed is None else int(seed)), config.latent_dim)
-        s_trg = networks.mapping_network(z_trg, y_trg)
+        s_trg = _truncated(networks, networks.mapping_network(z_trg, y_trg), y_trg, psi)
     x_fake = networks.generator(x_real, s_trg, masks=networks.masks(x_real)).numpy()
     return x_fake[0] if single else x_fake

@@ -10,6 +10,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
+from stargan_tf.inference import mean_style
 from stargan_tf.inference.translation import GENERATE_BATCH, generate
 from stargan_tf.inference.images import to_uint8
 
@@ -92,16 +93,20 @@ def reference_video_frames(networks, x_src, x_ref, y_ref):
         yield frame
 
 
-def latent_video_frames(networks, x_src, z_trg):
+def latent_video_frames(networks, x_src, z_trg, psi=1.0, s_avg=None):
     """Frames of the official latent video: in each domain in turn, the style moves through the
-    latent codes z_trg[0], z_trg[1], ... mapped into that domain.
+    latent codes z_trg[0], z_trg[1], ... mapped into that domain (truncated toward the domain's
+    mean style s_avg [num_domains, style_dim] by psi when psi != 1, as the official video).
 
     Yields uint8 [2S, N*S, 3] frames; none when there are fewer than 2 codes.
     """
     n_codes = z_trg.shape[0]
     frame = None
     for d in range(networks.config.num_domains):
-        s_trg = networks.mapping_network(z_trg, tf.fill([n_codes], d))  # [K, style_dim]
+        y_trg = tf.fill([n_codes], d)  # [K]
+        s_trg = networks.mapping_network(z_trg, y_trg)  # [K, style_dim]
+        if psi != 1.0:
+            s_trg = mean_style.truncate(s_trg, tf.gather(s_avg, y_trg), psi)
         for k in range(1, n_codes):
             for frame in interpolation_frames(networks, x_src, s_trg[k - 1 : k], s_trg[k : k + 1]):
                 yield frame
