@@ -33,9 +33,16 @@ flags.DEFINE_integer("num_styles", 4, "Styles in the row of styles, at first (th
                      "slider).")
 
 LATENT, REFERENCE = "Latent code", "Reference image"
-# Results are shown at the column's width, whatever the model's size (their files keep it).
-CSS = "#result img { width: 100%; height: 100%; object-fit: contain; }"
 MAX_UPLOAD = "200mb"  # Gradio refuses larger files before they reach the app.
+
+
+def page_css(img_size):
+    """Images are shown at the column's width whatever their size (their files keep it); a small
+    model's pixels as squares rather than blurred."""
+    css = "#source img, #result img { width: 100%; height: 100%; object-fit: contain; }"
+    if img_size < 128:
+        css += " #result img, #styles img { image-rendering: pixelated; }"
+    return css
 
 
 def _import_gradio():
@@ -119,27 +126,30 @@ def build_page(gr, logic, examples, num_styles, title):
         with gr.Row():
             with gr.Column():
                 source = ImageFile(label="Source image", type="filepath", image_mode=None,
-                                   sources=["upload", "clipboard"], elem_id="source", height=320)
+                                   sources=["upload", "clipboard"], elem_id="source", height=280)
                 if examples:
                     gr.Examples(examples=[[p] for p in examples], inputs=[source],
                                 label="Examples", examples_per_page=12)
-                domain = gr.Dropdown(list(logic.domain_names), value=logic.domain_names[0],
-                                     label="Target domain", elem_id="domain")
-                mode = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from",
-                                elem_id="mode")
+                with gr.Row():
+                    domain = gr.Dropdown(list(logic.domain_names), value=logic.domain_names[0],
+                                         label="Target domain", elem_id="domain")
+                    mode = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from",
+                                    elem_id="mode")
                 with gr.Group(visible=True) as latent_box:
                     with gr.Row(equal_height=True):
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed",
                                          elem_id="seed")
                         new_style = gr.Button("New style", elem_id="new-style")
-                    psi = gr.Slider(
-                        0.0, 1.0, value=1.0, step=0.05, interactive=supports_psi, elem_id="psi",
-                        label="ψ: 0 = the domain's mean style, 1 = the style as drawn"
-                        + ("" if supports_psi else " (not in this model: 1 only)"),
-                    )
-                    styles_n = gr.Slider(1, MAX_STYLES, value=num_styles, step=1,
-                                         label="Styles in the row (seed, seed + 1, ...)",
-                                         elem_id="num-styles")
+                    with gr.Row():
+                        psi = gr.Slider(
+                            0.0, 1.0, value=1.0, step=0.05, interactive=supports_psi,
+                            elem_id="psi", label="ψ",
+                            info="0: the domain's mean style; 1: the style as drawn"
+                            + ("" if supports_psi else " (this model: 1 only)"),
+                        )
+                        styles_n = gr.Slider(1, MAX_STYLES, value=num_styles, step=1,
+                                             label="Styles in the row",
+                                             info="seed, seed + 1, ...", elem_id="num-styles")
                 with gr.Group(visible=False) as reference_box:
                     reference = ImageFile(label="Reference image (of the target domain)",
                                           type="filepath", image_mode=None,
@@ -149,9 +159,10 @@ def build_page(gr, logic, examples, num_styles, title):
             with gr.Column():
                 status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
                 result = gr.Image(label="Result", type="numpy", format="png", interactive=False,
-                                  elem_id="result", height=320)
-                styles = gr.Gallery(label="Row of styles", format="png", columns=MAX_STYLES,
-                                    height=220, elem_id="styles", object_fit="contain")
+                                  elem_id="result", height=360)
+                styles = gr.Gallery(label="Row of styles (seed, seed + 1, ...)", format="png",
+                                    columns=4, height="auto", elem_id="styles",
+                                    object_fit="contain")
 
         mode.change(lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
                     inputs=mode, outputs=[latent_box, reference_box])
@@ -185,7 +196,7 @@ def main(argv):
     page.queue(default_concurrency_limit=1)  # One translation at a time: the model is shared.
     page.launch(server_name=FLAGS.host, server_port=FLAGS.port, share=False, inbrowser=False,
                 quiet=True, show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                footer_links=[], theme=theme, css=CSS, prevent_thread_lock=True)
+                footer_links=[], theme=theme, css=page_css(logic.img_size), prevent_thread_lock=True)
     url = f"http://{FLAGS.host}:{FLAGS.port}"
     reach = ("this machine only; --host 0.0.0.0 serves every network interface"
              if FLAGS.host in ("127.0.0.1", "localhost", "::1") else
