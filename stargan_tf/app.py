@@ -83,16 +83,11 @@ def build_page(gr, logic, examples, num_styles, title):
     (an `app_logic.DemoLogic`)."""
     from stargan_tf.inference.app_logic import MAX_STYLES, safely
 
-    class ImageFile(gr.Image):
-        """An image upload whose file reaches the app unopened (Gradio would open it with PIL
-        first and fail on a file that is no image): app_logic's checks report it in the page."""
-
-        is_template = True  # Gradio's convention for a subclass: the page draws it as gr.Image.
-
-        def preprocess(self, payload):
-            if payload is not None and payload.path:
-                return payload.path
-            return super().preprocess(payload)
+    def path_of(upload):
+        """The uploaded file of an image field. The events below skip Gradio's preprocessing
+        (preprocess=False), which would open the file with PIL and fail, with no useful message,
+        on a file that is no image: app_logic's checks read it and say what is wrong."""
+        return upload.get("path") if isinstance(upload, dict) else upload
 
     def shown(result):
         """Result -> the status box's text (and a pop-up when the request failed)."""
@@ -100,7 +95,8 @@ def build_page(gr, logic, examples, num_styles, title):
             gr.Warning(result.status)
         return result.status
 
-    def check_upload(path, what):
+    def check_upload(upload, what):
+        path = path_of(upload)
         if not path:
             return gr.update(), ""
         result = safely(logic.check_upload, path, what)
@@ -108,6 +104,7 @@ def build_page(gr, logic, examples, num_styles, title):
         return (gr.update() if result.ok else None), shown(result)
 
     def translate(mode, source, reference, domain, seed, psi, n):
+        source, reference = path_of(source), path_of(reference)
         if mode == REFERENCE:
             result = safely(logic.reference, source, reference, domain)
         else:
@@ -125,7 +122,7 @@ def build_page(gr, logic, examples, num_styles, title):
         )
         with gr.Row():
             with gr.Column():
-                source = ImageFile(label="Source image", type="filepath", image_mode=None,
+                source = gr.Image(label="Source image", type="filepath", image_mode=None,
                                    sources=["upload", "clipboard"], elem_id="source", height=280)
                 if examples:
                     gr.Examples(examples=[[p] for p in examples], inputs=[source],
@@ -151,10 +148,10 @@ def build_page(gr, logic, examples, num_styles, title):
                                              label="Styles in the row",
                                              info="seed, seed + 1, ...", elem_id="num-styles")
                 with gr.Group(visible=False) as reference_box:
-                    reference = ImageFile(label="Reference image (of the target domain)",
-                                          type="filepath", image_mode=None,
-                                          sources=["upload", "clipboard"], elem_id="reference",
-                                          height=240)
+                    reference = gr.Image(label="Reference image (of the target domain)",
+                                      type="filepath", image_mode=None,
+                                      sources=["upload", "clipboard"], elem_id="reference",
+                                      height=240)
                 run = gr.Button("Translate", variant="primary", elem_id="translate")
             with gr.Column():
                 status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
@@ -167,17 +164,17 @@ def build_page(gr, logic, examples, num_styles, title):
         mode.change(lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
                     inputs=mode, outputs=[latent_box, reference_box])
         source.upload(lambda p: check_upload(p, "source image"), inputs=source,
-                      outputs=[source, status])
+                      outputs=[source, status], preprocess=False)
         reference.upload(lambda p: check_upload(p, "reference image"), inputs=reference,
-                         outputs=[reference, status])
+                         outputs=[reference, status], preprocess=False)
         inputs = [mode, source, reference, domain, seed, psi, styles_n]
         outputs = [result, styles, status]
-        run.click(translate, inputs=inputs, outputs=outputs)
-        seed.submit(translate, inputs=inputs, outputs=outputs)
+        run.click(translate, inputs=inputs, outputs=outputs, preprocess=False)
+        seed.submit(translate, inputs=inputs, outputs=outputs, preprocess=False)
         from stargan_tf.inference.app_logic import new_seed
 
         new_style.click(lambda: (new_seed(), LATENT), outputs=[seed, mode]).then(
-            translate, inputs=inputs, outputs=outputs)
+            translate, inputs=inputs, outputs=outputs, preprocess=False)
     return page
 
 

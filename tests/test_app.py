@@ -24,6 +24,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module, subprocess_env
+from conftest import REPO
 from inference_helpers import DOMAINS, make_model_dir, random_image, write_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import app_logic, images, serving
@@ -416,13 +417,16 @@ def test_the_page_in_a_real_browser(model, files, browser, tmp_path):
         line = server.wait_for_line("Serving the web demo", STARTUP_TIMEOUT)
         assert f"http://127.0.0.1:{port}" in line and "bound to 127.0.0.1" in line, line
         page = Page(browser, f"http://127.0.0.1:{port}/")
-        check_page(page, networks, files, tmp_path)
+        check_page(page, path, networks, files, tmp_path)
         assert server.proc.poll() is None, server.tail()  # still serving after the bad files
+        # Nothing written into the package (Gradio writes a .pyi beside a module that subclasses
+        # one of its components: the app subclasses none).
+        assert not list((REPO / "stargan_tf").rglob("*.pyi"))
     finally:
         server.stop()
 
 
-def check_page(page, networks, files, tmp_path):
+def check_page(page, path, networks, files, tmp_path):
     size = networks.config.img_size
     text = page.text()
     assert "Examples" in text and f"{size}×{size} pixels" in text
@@ -491,6 +495,16 @@ def check_page(page, networks, files, tmp_path):
     page.find('#mode input[value="Latent code"]').click()
     page.set_seed(5)
     page.click("translate")
-    _, gray = page.wait_for_new_result(src_ref, "Translated into dog with the style of seed 5")
+    src_gray, gray = page.wait_for_new_result(src_ref,
+                                              "Translated into dog with the style of seed 5")
     assert_same_image(gray, expected_latent(networks, files["gray"], "dog", 5))
+
+    # An example of the model directory's examples/ folder as the source.
+    page.find('img[src$="/example1.png"]').click()
+    page.wait(lambda d: page.find('#source img[src$="example1.png"]'), REQUEST_TIMEOUT,
+              "example1.png in the source field")
+    page.click("translate")
+    _, example = page.wait_for_new_result(src_gray, "with the style of seed 5")
+    assert_same_image(example, expected_latent(
+        networks, str(path / app_logic.EXAMPLES_SUBDIR / "example1.png"), "dog", 5))
     assert "Traceback" not in page.driver.page_source
