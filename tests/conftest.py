@@ -23,6 +23,7 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
     batch, progress, translate
   inference/sampling, grids, video, sample    sample
   inference/mean_style (ψ truncation)         psi
+  inference/app_logic, app (the web demo)     app (in a real browser)
   inference/serving, export                   export, serving_rest
   metrics/*, evaluate                         metrics, evaluate
   training/trainer, optimizer, samples,       train_step, train_cli, train_precision, faces

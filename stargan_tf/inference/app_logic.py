@@ -47,7 +47,7 @@ def find_model(path):
     Raises:
       UserError: the path is missing or holds neither kind of model.
     """
-    from stargan_tf.checkpoint import CONFIG_FILE
+    from stargan_tf.model_dir import CONFIG_FILE
 
     if not os.path.isdir(path):
         raise UserError(f"--checkpoint={path} is not a directory.")
