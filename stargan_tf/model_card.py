@@ -79,6 +79,19 @@ def _model_rows(model):
     ]
 
 
+def _init_lines(init):
+    """What a fine-tuned run loaded from its --init_from (config.json's "init"), as a list."""
+    if not init or not init.get("summary"):
+        return []
+    head, *items = init["summary"]
+    out = ["", f"Started from `{init.get('from')}` ({init.get('kind')}, {init.get('checkpoint')}, "
+           f"step {init.get('step')}), {head.split(' ', 1)[0]}:", ""]
+    for item in items:
+        depth = (len(item) - len(item.lstrip())) // 2
+        out.append("  " * depth + "- " + item.strip())
+    return out
+
+
 def card_text(meta, exported_from=None):
     """The card of a model whose config.json holds `meta`, as Markdown.
 
@@ -113,6 +126,7 @@ def card_text(meta, exported_from=None):
             "config.json, the steps reached in the checkpoints"
             + (f"; initialised from `{train['init_from']}`" if train.get("init_from") else "")
             + ".")
+        lines += _init_lines(meta.get("init"))
     else:
         lines.append("Written by `stargan_tf.save_networks`"
                      + (f" (source: {source})" if source else "") + ".")

@@ -38,8 +38,21 @@ flags.DEFINE_integer("print_every", 10, "Log losses and speed every this many it
 flags.DEFINE_integer("keep_checkpoints", 3, "Keep this many of the latest checkpoints.")
 flags.DEFINE_integer("resume_step", None, "Resume from the checkpoint of this step (default: "
                      "the latest in --workdir).")
-flags.DEFINE_string("init_from", "", "Model directory to initialise the networks from, e.g. an "
-                    "official checkpoint converted by stargan-tf-convert.")
+flags.DEFINE_string("init_from", "", "Model directory to start from (fine-tuning): an official "
+                    "checkpoint converted by stargan-tf-convert or a training workdir. Loads "
+                    "everything it holds (the trained networks with D, else its EMA networks and a "
+                    "fresh D) and logs what came from where; the data's domains are matched to "
+                    "the model's by name (README, \"Fine-tuning\").")
+flags.DEFINE_string("init_domain_map", "", "With --init_from: NEW=OLD,...: each new domain of the "
+                    "data starts from a copy of the model domain OLD's heads (mapping-network, "
+                    "style-encoder and discriminator outputs); unmapped new domains start fresh, "
+                    "model domains not in the data are dropped. Renaming: --init_domain_map="
+                    "tabby=cat.")
+flags.DEFINE_boolean("init_optimizer", False, "With --init_from a training workdir: also load its "
+                     "Adam moments (default: fresh, a new run's schedule is its own).")
+flags.DEFINE_integer("d_warmup_iters", 0, "With --init_from a model without a discriminator (an "
+                     "official *_nets_ema.ckpt): train D alone (G, F, E and their EMA frozen) for "
+                     "this many first iterations, so that a fresh D does not wreck a trained G.")
 flags.DEFINE_integer("seed", 777, "Seed of the initial weights, the data pipeline and the sample "
                      "grid (official: 777).")
 flags.DEFINE_boolean("deterministic", False, "Turn on TensorFlow op determinism: reproducible "

@@ -12,10 +12,12 @@ from stargan_tf.errors import UserError
 
 SCHEMA_VERSION = 1
 
-# Fields that may change between a run and its resumption (they do not change what is trained).
+# Fields that may change between a run and its resumption (they do not change what is trained;
+# init_from and its options act once, when a run starts, and a resumed run does not load again).
 RESUMABLE_CHANGES = frozenset({
     "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
     "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
+    "init_domain_map", "init_optimizer",
     "nan_policy", "fault_nan_step", "augment_on",
     "eval_every", "inception", "inception_weights", "alexnet_weights", "lpips_weights",
     "num_outs_per_domain",
@@ -36,7 +38,13 @@ class TrainConfig:
       save_every, sample_every, print_every: periods in iterations.
       keep_checkpoints: how many of the latest checkpoints to keep.
       resume_step: resume from this step instead of the latest (None: latest).
-      init_from: a model directory (e.g. a converted official checkpoint) to start from.
+      init_from: a model directory (a converted official checkpoint, a training workdir) to
+        start from: everything it holds (stargan_tf/training/init_from.py).
+      init_domain_map: "new=old,...": the data's new domains that start from copies of a model
+        domain's heads (domains of the same name keep theirs).
+      init_optimizer: also load the Adam moments of an init_from workdir.
+      d_warmup_iters: with init_from and a discriminator that starts fresh: train D alone (G, F,
+        E and their EMA frozen) for this many first iterations.
       seed: seeds the data pipeline and the sample grid.
       deterministic: turn on TF op determinism (reproducible, slower).
       lambda_reg, lambda_sty, lambda_ds, lambda_cyc: loss weights; ds_iter: λ_ds decay length.
@@ -70,6 +78,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     resume_step: Optional[int] = None
     init_from: str = ""
+    init_domain_map: str = ""
+    init_optimizer: bool = False
+    d_warmup_iters: int = 0
     seed: int = 777
     deterministic: bool = False
     lambda_reg: float = 1.0
@@ -137,6 +148,7 @@ class TrainConfig:
             problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
         if not self.workdir:
             problems.append("--workdir is required")
+        problems += self._init_problems()
         if self.model.w_hpf > 0 and not self.wing_path:
             problems.append(
                 f"w_hpf={self.model.w_hpf:g} needs the FAN face-landmark weights: pass "
@@ -154,6 +166,26 @@ class TrainConfig:
                 problems.append(f"--eval_every={self.eval_every} needs: {str(e).rstrip('.')}")
         if problems:
             raise UserError("; ".join(problems) + ".")
+
+    def _init_problems(self):
+        problems = []
+        if self.d_warmup_iters < 0:
+            problems.append(f"--d_warmup_iters={self.d_warmup_iters} must be >= 0")
+        if not self.init_from:
+            for name, value in (("init_domain_map", self.init_domain_map),
+                                ("init_optimizer", self.init_optimizer),
+                                ("d_warmup_iters", self.d_warmup_iters)):
+                if value:
+                    problems.append(f"--{name} needs --init_from=DIR (it is about the model a run "
+                                    "starts from)")
+        elif self.init_domain_map:
+            from stargan_tf.training.init_from import parse_domain_map
+
+            try:
+                parse_domain_map(self.init_domain_map)
+            except UserError as e:
+                problems.append(str(e).rstrip("."))
+        return problems
 
     def to_dict(self):
         d = dataclasses.asdict(self)

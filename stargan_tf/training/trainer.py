@@ -5,6 +5,7 @@ G step on the latent branch updating G, F and E, G step on the reference branch 
 then the EMA of G, F and E.
 """
 
+import functools
 import math
 import os
 import shutil
@@ -23,7 +24,7 @@ from stargan_tf.errors import UserError, describe
 from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.official.fan import convert_official_fan
 from stargan_tf.training import config as config_lib
-from stargan_tf.training import recovery
+from stargan_tf.training import init_from, recovery
 from stargan_tf.training.preemption import Preempted, StopRequest
 from stargan_tf.training.optimizer import AdamL2
 from stargan_tf.training.samples import render_grid
@@ -112,6 +113,11 @@ class Trainer:
         self.global_batch = config.batch_size
         self.ckpt_dir = model_dir.checkpoint_dir(config.workdir)
         self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
+        # --init_from is checked first (a bad directory or domain map fails before any building);
+        # a workdir with checkpoints of this run resumes from them instead.
+        self.init = init_from.InitFrom(
+            config, resuming=bool(recovery.candidate_steps(self.ckpt_dir)),
+            saved_record=init_from.saved_init_record(config.workdir)) if config.init_from else None
         with strategy.scope():
             # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
             # bad --wing_path fails before the networks are built.
@@ -127,11 +133,12 @@ class Trainer:
             }
             for name, opt in self.optimizers.items():
                 opt.build(getattr(self.nets, name).trainable_variables)
-        if config.init_from:
-            self._init_from(config.init_from)
-        # The EMA networks start from the initialised weights (the official code copies them
-        # before its He init, so its EMA starts from PyTorch's default init: a quirk not kept).
-        copy_weights(self.nets, self.nets_ema)
+        if self.init is not None and self.init.source is not None:
+            self._apply_init()  # sets the EMA networks too
+        else:
+            # The EMA networks start from the initialised weights (the official code copies them
+            # before its He init, so its EMA starts from PyTorch's default init: a quirk not kept).
+            copy_weights(self.nets, self.nets_ema)
 
         self.train_input = train_input
         self.iterator = None  # made in train(), once the step to resume from is known
@@ -151,6 +158,7 @@ class Trainer:
             config.workdir, f".worker-tmp-{strategy.cluster_resolver.task_id}")
         self.manager = recovery.CheckpointSaver(self.checkpoint, directory, config.keep_checkpoints)
         self._train_step = self._make_train_step()
+        self._d_warmup_step = None  # made at the first D-only iteration (--d_warmup_iters)
         self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
                        if self.chief else tf.summary.create_noop_writer())
         self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
@@ -179,27 +187,20 @@ class Trainer:
             nodes["loss_scale"] = opt.dynamic_scale
         return tf.train.Checkpoint(**nodes)
 
-    def _init_from(self, directory):
-        from stargan_tf.model_dir import load_networks, read_model_config
+    def _apply_init(self):
+        self.init.apply(self.nets, self.nets_ema, self.optimizers, self._optimizer_checkpoint)
 
-        source = read_model_config(directory)
-        mine = self.config.model
-        fields = ("img_size", "style_dim", "latent_dim", "num_domains", "max_conv_dim", "w_hpf",
-                  "resolved_dim_in", "decoder")
-        diff = [f"{f}: {getattr(source, f)} vs {getattr(mine, f)}" for f in fields
-                if getattr(source, f) != getattr(mine, f)]
-        if diff:
-            raise UserError(f"--init_from={directory} holds a model of another config ({'; '.join(diff)}).")
-        loaded = load_networks(directory)
-        copy_weights(loaded, self.nets)
-        logging.info("Initialised the networks from %s.", directory)
+    @property
+    def d_warmup_iters(self):
+        """The first iterations that train D alone (--d_warmup_iters, when D started fresh)."""
+        return self.init.d_warmup_iters if self.init is not None else 0
 
     # The iteration.
 
     def _apply(self, opt, grads, variables):
         opt.apply_gradients(zip(grads, variables))
 
-    def _replica_step(self, batch, step, stop):
+    def _replica_step(self, batch, step, stop, d_only=False):
         c, nets = self.config, self.nets
         # Here, on the device: the crops, resizes and flips the pipeline left to it
         # (augment_on="device"), and uint8 images (`normalize=False`) mapped to [-1, 1].
@@ -229,6 +230,8 @@ class Trainer:
                 scaled = opt_d.scale_loss(loss * scale)
             self._apply(opt_d, tape.gradient(scaled, d_vars), d_vars)
             metrics.update(m)
+        if d_only:  # --d_warmup_iters: G, F and E stay as they are
+            return self._replica_metrics(metrics, scale, lambda_ds, stop)
 
         # Train the generator: the latent branch updates G, F and E; the reference branch G.
         weights = dict(lambda_sty=c.lambda_sty, lambda_ds=lambda_ds, lambda_cyc=c.lambda_cyc)
@@ -251,7 +254,10 @@ class Trainer:
             scaled = self.optimizers["generator"].scale_loss(loss * scale)
         self._apply(self.optimizers["generator"], tape.gradient(scaled, g_vars), g_vars)
         metrics.update(m)
+        return self._replica_metrics(metrics, scale, lambda_ds, stop)
 
+    @staticmethod
+    def _replica_metrics(metrics, scale, lambda_ds, stop):
         metrics = {k: tf.cast(v, tf.float32) * scale for k, v in metrics.items()}
         metrics["G/lambda_ds"] = tf.cast(lambda_ds, tf.float32) * scale
         # A stop request rides the metrics' all-reduce: every worker learns of it at this step.
@@ -268,8 +274,8 @@ class Trainer:
             # torch.lerp(param, param_ema, beta) = param + beta * (param_ema - param)
             e.assign(v + beta * (e - v))
 
-    def _make_train_step(self):
-        replica_step = self._replica_step
+    def _make_train_step(self, d_only=False):
+        replica_step = functools.partial(self._replica_step, d_only=d_only)
         if self.config.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
 
@@ -278,7 +284,8 @@ class Trainer:
             batch = next(iterator)
             per_replica = self.strategy.run(replica_step,
                                             args=(batch, self.step.read_value(), stop))
-            self._update_ema()
+            if not d_only:  # the EMA of G, F and E is frozen with them
+                self._update_ema()
             self.step.assign_add(1)
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in per_replica.items()}
@@ -295,7 +302,12 @@ class Trainer:
         `stop` tells every worker that this one was asked to stop; the returned STOP_KEY entry
         is > 0 when any worker was.
         """
-        metrics = self._train_step(iterator, tf.constant(1.0 if stop else 0.0))
+        train_step = self._train_step
+        if self.d_warmup_iters and int(self.step.numpy()) < self.d_warmup_iters:
+            if self._d_warmup_step is None:
+                self._d_warmup_step = self._make_train_step(d_only=True)
+            train_step = self._d_warmup_step
+        metrics = train_step(iterator, tf.constant(1.0 if stop else 0.0))
         return {k: float(v) for k, v in metrics.items()}
 
     def train_step_graph(self, iterator):
@@ -336,6 +348,8 @@ class Trainer:
         else:
             step = recovery.restore_newest_valid(self.checkpoint, self.ckpt_dir, self.chief)
             if step is None:
+                if self.init is not None and not self.init.applied:  # the checkpoints went away
+                    self._apply_init()
                 return 0
             path = recovery.prefix(self.ckpt_dir, step)
         logging.info("Resumed from %s at step %d.", path, int(self.step.numpy()))
@@ -361,6 +375,8 @@ class Trainer:
             "format": FORMAT, "version": VERSION, "schema_version": config_lib.SCHEMA_VERSION,
             "model": self.config.model.to_dict(), "train": self.config.to_dict(),
             "provenance": config_lib.provenance()}
+        if self.init is not None and self.init.record is not None:
+            meta["init"] = self.init.record  # what --init_from loaded; kept when resuming
         model_dir.write_meta(self.config.workdir, meta)
         from stargan_tf import model_card
 
@@ -435,7 +451,7 @@ class Trainer:
         eta = (time.time() - started) / max(done, 1) * (c.total_iters - step)
         main = " ".join(f"{k}={metrics[k]:.3f}" for k in
                         ("D/latent/real", "D/latent/fake", "G/latent/adv", "G/latent/cyc",
-                         "G/ref/sty", "G/lambda_ds"))
+                         "G/ref/sty", "G/lambda_ds") if k in metrics)  # D only: warm-up
         logging.info("step %d/%d | %.1f img/s | %.2f s/step | ETA %s | %s", step, c.total_iters,
                      images_per_second, step_time, _duration(eta), main)
 
