@@ -212,6 +212,15 @@ def test_a_saved_model_serves_the_page_as_its_model_directory_does(model, files,
         assert_same_image(exported.image, direct.image)
         for (a, _), (b, _) in zip(exported.styles, direct.styles):
             assert_same_image(a, b)
+    # ψ through the export's ψ signature (translate_latent_psi), or a message without one.
+    if logic.translator.supports_psi:
+        exported = logic.latent(files["source"], "wild", 11, 0.5, 2)
+        direct = from_dir.latent(files["source"], "wild", 11, 0.5, 2)
+        assert exported.ok, exported.status
+        assert_same_image(exported.image, direct.image)
+    else:
+        result = app_logic.safely(logic.latent, files["source"], "wild", 11, 0.5)
+        assert not result.ok and "This export has no ψ input" in result.status, result.status
 
 
 def test_model_and_example_folders(model, tmp_path):
