@@ -114,7 +114,9 @@ def build_page(gr, logic, examples, num_styles, title):
         return result.image, result.styles, shown(result)
 
     supports_psi = logic.translator.supports_psi
-    with gr.Blocks(title=f"StarGAN v2 · {title}", analytics_enabled=False) as page:
+    # Uploads and results are files in Gradio's cache: those older than an hour go, hourly.
+    with gr.Blocks(title=f"StarGAN v2 · {title}", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             f"## StarGAN v2 · `{title}`\nUpload an image, choose the target domain and a style "
             f"(a latent code or a reference image), press **Translate**. The model works at "
@@ -193,7 +195,8 @@ def main(argv):
     page.queue(default_concurrency_limit=1)  # One translation at a time: the model is shared.
     page.launch(server_name=FLAGS.host, server_port=FLAGS.port, share=False, inbrowser=False,
                 quiet=True, show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                footer_links=[], theme=theme, css=page_css(logic.img_size), prevent_thread_lock=True)
+                footer_links=[], theme=theme, css=page_css(logic.img_size),
+                prevent_thread_lock=True)
     url = f"http://{FLAGS.host}:{FLAGS.port}"
     reach = ("this machine only; --host 0.0.0.0 serves every network interface"
              if FLAGS.host in ("127.0.0.1", "localhost", "::1") else

@@ -176,6 +176,9 @@ def test_bad_requests_get_messages_not_tracebacks(model, files):
         ((logic.latent, source, "dog", None), "Enter a seed"),
         ((logic.latent, source, "dog", 1.5), "must be a whole number"),
         ((logic.latent, source, "dog", -1), "must be a whole number from 0"),
+        ((logic.latent, source, "dog", 2**63), "must be a whole number from 0 to 2^63 - 1"),
+        ((logic.latent, source, "dog", float("nan")), "must be a whole number"),
+        ((logic.latent, source, "dog", "seven"), "'seven' is not a whole number"),
         ((logic.latent, source, "dog", 0, 1.5), "ψ=1.5 is outside [0, 1]"),
         ((logic.latent, source, "dog", 0, 1.0, 0), "The number of styles must be from 1 to 8"),
         ((logic.reference, source, None, "dog"), "Upload a reference image first"),
@@ -209,6 +212,15 @@ def test_a_saved_model_serves_the_page_as_its_model_directory_does(model, files,
         assert_same_image(exported.image, direct.image)
         for (a, _), (b, _) in zip(exported.styles, direct.styles):
             assert_same_image(a, b)
+    # ψ through the export's ψ signature (translate_latent_psi), or a message without one.
+    if logic.translator.supports_psi:
+        exported = logic.latent(files["source"], "wild", 11, 0.5, 2)
+        direct = from_dir.latent(files["source"], "wild", 11, 0.5, 2)
+        assert exported.ok, exported.status
+        assert_same_image(exported.image, direct.image)
+    else:
+        result = app_logic.safely(logic.latent, files["source"], "wild", 11, 0.5)
+        assert not result.ok and "This export has no ψ input" in result.status, result.status
 
 
 def test_model_and_example_folders(model, tmp_path):

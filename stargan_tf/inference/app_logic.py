@@ -63,8 +63,8 @@ def find_model(path):
         return SAVED_MODEL, os.path.join(path, str(max(versions)))
     raise UserError(
         f"--checkpoint={path} is not a model: it holds neither {CONFIG_FILE} (a model directory: "
-        "a training workdir or stargan-tf-convert's output) nor saved_model.pb (stargan-tf-export's "
-        "output, or its base directory of versions)."
+        "a training workdir or stargan-tf-convert's output) nor saved_model.pb "
+        "(stargan-tf-export's output, or its base directory of versions)."
     )
 
 
@@ -170,10 +170,11 @@ def check_seed(seed):
     if seed is None or seed == "":
         raise UserError("Enter a seed (a whole number), or press New style.")
     try:
-        value = float(seed)
+        # Ints as they are (a float holds 53 bits); the page's number box may send 5.0.
+        value = int(seed) if isinstance(seed, (int, np.integer, str)) else float(seed)
     except (TypeError, ValueError):
         raise UserError(f"The seed {seed!r} is not a whole number.") from None
-    if not value.is_integer() or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+    if not (np.isfinite(value) and value == int(value) and SEED_RANGE[0] <= value <= SEED_RANGE[1]):
         raise UserError(f"The seed {seed!r} must be a whole number from 0 to 2^63 - 1.")
     return int(value)
 
@@ -185,7 +186,9 @@ def check_psi(psi):
     except (TypeError, ValueError):
         raise UserError(f"ψ={psi!r} is not a number.") from None
     if not 0.0 <= value <= 1.0:
-        raise UserError(f"ψ={value:g} is outside [0, 1] (0: the domain's mean style; 1: as drawn).")
+        raise UserError(
+            f"ψ={value:g} is outside [0, 1] (0: the domain's mean style; 1: as drawn)."
+        )
     return value
 
 
@@ -404,7 +407,9 @@ class DemoLogic:
         domain = self._domain(domain)
         seed, psi, n = check_seed(seed), check_psi(psi), check_num_styles(num_styles)
         if psi != 1.0 and not self.translator.supports_psi:
-            raise UserError(f"This export has no ψ input: ψ={psi:g} cannot be applied; set ψ = 1.")
+            raise UserError(
+                f"This export has no ψ input: ψ={psi:g} cannot be applied; set ψ = 1."
+            )
         upload = read_upload(source)
         seeds = [min(seed + k, SEED_RANGE[1]) for k in range(n)]
         x_fake = self.translator.translate_latent(upload.image, domain, seeds, psi)
