@@ -153,17 +153,13 @@ def test_requests_give_what_translate_gives(model, files):
 
 
 def test_psi_reaches_the_model(model, files):
-    """ψ = 0 gives every seed the domain's mean style; before ψ exists (issue 21), the page
-    offers ψ = 1 only and says so for any other value."""
+    """ψ = 0 gives every seed the domain's mean style."""
     path, _ = model
     logic = app_logic.DemoLogic(app_logic.load_translator(str(path)))
-    if logic.translator.supports_psi:
-        result = logic.latent(files["source"], "dog", 0, 0.0, 2)
-        assert result.ok, result.status
-        assert_same_image(result.styles[0][0], result.styles[1][0])
-    else:
-        result = app_logic.safely(logic.latent, files["source"], "dog", 0, 0.5, 2)
-        assert not result.ok and "ψ=0.5 cannot be applied" in result.status, result.status
+    assert logic.translator.supports_psi
+    result = logic.latent(files["source"], "dog", 0, 0.0, 2)
+    assert result.ok, result.status
+    assert_same_image(result.styles[0][0], result.styles[1][0])
 
 
 def test_bad_requests_get_messages_not_tracebacks(model, files):
@@ -212,15 +208,12 @@ def test_a_saved_model_serves_the_page_as_its_model_directory_does(model, files,
         assert_same_image(exported.image, direct.image)
         for (a, _), (b, _) in zip(exported.styles, direct.styles):
             assert_same_image(a, b)
-    # ψ through the export's ψ signature (translate_latent_psi), or a message without one.
-    if logic.translator.supports_psi:
-        exported = logic.latent(files["source"], "wild", 11, 0.5, 2)
-        direct = from_dir.latent(files["source"], "wild", 11, 0.5, 2)
-        assert exported.ok, exported.status
-        assert_same_image(exported.image, direct.image)
-    else:
-        result = app_logic.safely(logic.latent, files["source"], "wild", 11, 0.5)
-        assert not result.ok and "This export has no ψ input" in result.status, result.status
+    # ψ through the export's ψ signature (translate_latent_psi).
+    assert logic.translator.supports_psi
+    exported = logic.latent(files["source"], "wild", 11, 0.5, 2)
+    direct = from_dir.latent(files["source"], "wild", 11, 0.5, 2)
+    assert exported.ok, exported.status
+    assert_same_image(exported.image, direct.image)
 
 
 def test_model_and_example_folders(model, tmp_path):

@@ -32,7 +32,7 @@ HELP_FLAGS = {"stargan-tf-train": "--recipe", "stargan-tf-convert": "--checkpoin
               "stargan-tf-make-tfrecords": "--train_dir", "stargan-tf-sample": "--src_dir",
               "stargan-tf-translate": "--target_domain", "stargan-tf-export": "--export_dir",
               "stargan-tf-evaluate": "--inception_weights", "stargan-tf-align": "--lm_path",
-              "stargan-tf-demo": "--train_per_domain"}
+              "stargan-tf-demo": "--train_per_domain", "stargan-tf-app": "--examples"}
 SCRIPTS = list(HELP_FLAGS)
 RECIPES = ["afhq256", "afhq512", "celeba_hq256", "demo"]
 # What TensorFlow prints on a CPU machine when nothing keeps it quiet.
@@ -183,6 +183,9 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     meta = json.loads((work / "converted" / "config.json").read_text())
     assert meta["model"]["domain_names"] == ["cat", "dog", "wild"]
     assert (work / "converted" / "MODEL_CARD.md").is_file()
+    # The web demo without its extra (this venv has no Gradio): one line naming the extra.
+    app = tool("stargan-tf-app", "--checkpoint", "converted")
+    assert app.returncode == 2 and "stargan_tf[app]" in app.stderr, app.stderr[-2000:]
 
     # Write a TFRecord split from an image folder.
     make_images(work / "images")

@@ -12,7 +12,6 @@ other exception into a one-line message as well, so that the page never shows a 
 """
 
 import dataclasses
-import inspect
 import os
 import random
 
@@ -217,10 +216,7 @@ class ModelDirTranslator:
         self.domain_names = tuple(config.domain_names)
         self.img_size = config.img_size
         self.source = source
-        from stargan_tf.inference import translation
-
-        # ψ arrives with `translate(..., psi=)` (issue 21); without it the page offers ψ = 1 only.
-        self.supports_psi = "psi" in inspect.signature(translation.translate).parameters
+        self.supports_psi = True  # `translate(..., psi=)`
 
     def _x_real(self, image):
         from stargan_tf.inference.images import as_model_images
@@ -233,10 +229,7 @@ class ModelDirTranslator:
         from stargan_tf.inference.images import to_uint8
 
         x_real = self._x_real(image)
-        # ψ = 1 is the style as drawn; psi is passed only when it pulls the style toward the mean,
-        # so that the call is the plain latent-guided translation otherwise.
-        extra = {} if psi == 1.0 else {"psi": psi}
-        outs = [translation.translate(self.networks, x_real, domain, seed=s, **extra)
+        outs = [translation.translate(self.networks, x_real, domain, seed=s, psi=psi)
                 for s in seeds]  # fmt: skip
         return to_uint8(np.concatenate(outs))
 
