@@ -135,7 +135,13 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+# The face and modconv cases take ~3 minutes each on an idle 2-core machine (a fresh FAN and
+# decoder traced and converted per format): `make test-slow`.
+SLOW = ("face", "modconv")
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(MODELS)])
 def model(request):
     nets, inputs = MODELS[request.param]()
     return request.param, nets, inputs, portable.keras_outputs(nets, inputs)
