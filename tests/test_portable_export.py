@@ -5,7 +5,6 @@ run with ONNX Runtime or the LiteRT interpreter in a fresh process that cannot i
 one line.
 """
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -140,8 +139,8 @@ MODELS = {
 SLOW = ("face", "modconv")
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(MODELS)])
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow)
+                                        if name in SLOW else name for name in sorted(MODELS)])
 def model(request):
     nets, inputs = MODELS[request.param]()
     return request.param, nets, inputs, portable.keras_outputs(nets, inputs)
