@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[torch,tfds,test,lint,app]"
+	$(PY) -m pip install --quiet -e ".[torch,tfds,test,lint,app,onnx,litert]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,6 +5,10 @@ EMA copies, the trained networks, with a warning) to `BASE/<version>/`, the layo
 watches; the version is the next free integer unless --version names one, and an existing
 version is never overwritten. The signatures are listed in `stargan_tf/inference/serving.py`
 (`saved_model_cli show --dir BASE/1 --all` prints them).
+
+`--format=onnx` or `--format=litert` writes the ONNX or LiteRT files of the four inference paths
+to `--export_dir` itself instead (a new directory; with model.json naming the domains, inputs and
+outputs): see `stargan_tf/inference/portable.py`. They need the `onnx` or `litert` extra.
 """
 
 import os
@@ -22,6 +26,10 @@ flags.DEFINE_string("export_dir", None, "Base directory of the exported versions
 flags.DEFINE_integer("version", None, "Version to write (a positive integer; default: the next "
                      "free one). An existing version is never overwritten.")
 flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the *_bytes outputs.")
+flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "onnx", "litert"],
+                  "savedmodel: for TF Serving, in BASE/<version>/; onnx or litert: the files of "
+                  "the four inference paths in --export_dir (a new directory), for ONNX Runtime "
+                  'or LiteRT (pip install "stargan-tf[onnx]" or "stargan-tf[litert]").')
 
 
 def _dir_size(path):
@@ -38,6 +46,15 @@ def main(argv):
         raise UserError("--checkpoint and --export_dir are required (see --help).")
     if not os.path.isdir(FLAGS.checkpoint):
         raise UserError(f"--checkpoint={FLAGS.checkpoint} is not a directory.")
+    if FLAGS.format != "savedmodel":
+        from stargan_tf.inference import portable
+
+        if FLAGS.version is not None:
+            raise UserError(f"--version is for --format=savedmodel (TF Serving's versions); "
+                            f"--format={FLAGS.format} writes --export_dir itself.")
+        print(portable.export_model_dir(FLAGS.checkpoint, FLAGS.step, FLAGS.export_dir,
+                                        FLAGS.format))
+        return
     if FLAGS.version is not None:
         if FLAGS.version < 1:
             raise UserError(f"--version={FLAGS.version} must be a positive integer.")

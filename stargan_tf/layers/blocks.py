@@ -24,7 +24,11 @@ def avg_pool2x(x):
 
 def upsample_nearest2x(x):
     # Exact nearest-neighbour x2, as PyTorch's F.interpolate(scale_factor=2, mode="nearest").
-    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # [N, 2H, 2W, C]
+    # Tile and reshape rather than tf.repeat: the result keeps its static H and W (tf.repeat's
+    # loses H), which the LiteRT converter needs to lower the convolutions that follow.
+    h, w, c = (x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in (1, 2, 3))
+    x = tf.tile(x[:, :, None, :, None, :], [1, 1, 2, 1, 2, 1])  # [N, H, 2, W, 2, C]
+    return tf.reshape(x, [-1, 2 * h, 2 * w, c])  # [N, 2H, 2W, C]
 
 
 def conv_weights(prefix, conv):

@@ -1,22 +1,42 @@
 """Instance normalisation and adaptive instance normalisation (AdaIN), NHWC."""
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 from stargan_tf.layers import initializers
 
 EPSILON = 1e-5  # PyTorch InstanceNorm2d's default.
+_forced = threading.local()  # .float32: inside `float32_statistics()` (this thread's traces)
+
+
+@contextlib.contextmanager
+def float32_statistics():
+    """Within it, instance norm accumulates its statistics in float32 on every device.
+
+    For graphs traced for other runtimes (stargan_tf/inference/portable.py): ONNX Runtime has no
+    float64 kernel for the spatial mean (GlobalAveragePool) and LiteRT no float64 MEAN among its
+    built-in ops. Float32 statistics move the outputs by ~1e-5 (tests/test_parity.py).
+    """
+    before = getattr(_forced, "float32", False)
+    _forced.float32 = True
+    try:
+        yield
+    finally:
+        _forced.float32 = before
 
 
 def statistics_dtype(x):
     """The dtype instance norm accumulates x's statistics in: float64 for float32/float64 x on
-    a CPU, else float32.
+    a CPU, else float32 (and float32 everywhere inside `float32_statistics()`).
 
     The device is the one x's op was placed on or asked for (`tf.device` scopes, e.g. a
     replica's under tf.distribute); where none is named, the default one: a GPU or TPU if this
     process has one, else the CPU.
     """
-    if x.dtype not in (tf.float32, tf.float64):
+    if x.dtype not in (tf.float32, tf.float64) or getattr(_forced, "float32", False):
         return tf.float32
     device = (getattr(x, "device", "") or "").upper()
     if device:

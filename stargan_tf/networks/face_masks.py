@@ -50,7 +50,11 @@ def resize_align_corners(x, size):
 def shift(x, n):
     """Moves maps [N, H, W, C] up by n rows (down when n < 0), wrapping around: the official
     `shift`, a row permutation."""
-    return tf.roll(x, shift=-n, axis=1) if n else x
+    if not n:
+        return x
+    # tf.roll(x, -n, axis=1) as two slices: LiteRT has no built-in roll (exports, portable.py).
+    n %= x.shape[1]
+    return tf.concat([x[:, n:], x[:, :n]], axis=1)
 
 
 def normalize(x):
