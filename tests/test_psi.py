@@ -12,7 +12,8 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
-from inference_helpers import DOMAINS, make_model_dir, random_image, write_domain_folder, write_image
+from inference_helpers import (DOMAINS, make_model_dir, random_image, write_domain_folder,
+                               write_image)
 from stargan_tf.inference import images, mean_style, serving, translation
 from stargan_tf.inference.images import to_uint8
 from stargan_tf.inference.translation import latent_codes
