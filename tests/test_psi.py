@@ -12,7 +12,8 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
-from inference_helpers import DOMAINS, make_model_dir, random_image, write_domain_folder, write_image
+from inference_helpers import (DOMAINS, make_model_dir, random_image, write_domain_folder,
+                               write_image)
 from stargan_tf import model_dir as model_dir_lib
 from stargan_tf.inference import images, mean_style, serving, translation
 from stargan_tf.inference.images import to_uint8
@@ -29,7 +30,11 @@ SAVED_MODEL_ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return make_model_dir(tmp_path_factory.mktemp("model"))  # (dir, networks)
+    """(dir, networks), the mean styles computed once (10,000 codes: the slow part) and cached
+    in memory and in the directory, where the tools run on it find them."""
+    model_dir, nets = make_model_dir(tmp_path_factory.mktemp("model"))
+    mean_style.mean_styles(nets, model_dir)
+    return model_dir, nets
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +173,9 @@ def test_sample_renders_one_grid_per_psi(model, sampled):
             assert grid.size == size, suffix
         assert os.path.getsize(out / f"video_latent{suffix}{ext}") > 0, suffix
         assert len(os.listdir(out / f"latent{suffix}")) == len(DOMAINS) * 2 * 3, suffix
-    # The mean styles were cached in the model directory.
+    # The mean styles cached in the model directory were read, not computed afresh.
     assert len(os.listdir(os.path.join(model_dir, model_dir_lib.MEAN_STYLES_SUBDIR))) == 1
+    assert "Cached the mean styles" not in stderr
     # Each folder's image is the Python call's at its ψ: of the three ψ, the closest (JPEG keeps
     # it within a few levels; test_sample.py's bound).
     name = f"{os.path.basename(os.path.dirname(src[1]))}_img0__wild_seed12.jpg"

@@ -114,7 +114,9 @@ class ServingFunctions:
 
     def _check_psi(self, psi, n):
         asserts = [
-            tf.debugging.assert_equal(tf.size(psi), n, message="psi needs one value per image; got"),
+            tf.debugging.assert_equal(
+                tf.size(psi), n, message="psi needs one value per image; got"
+            ),
             tf.debugging.assert_equal(
                 tf.reduce_all(tf.math.is_finite(psi) & (psi >= 0.0)), True,
                 message="psi must be finite and >= 0 (1 = no truncation, 0 = the mean style)",
