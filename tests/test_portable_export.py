@@ -17,7 +17,7 @@ import stargan_tf
 from cli_helpers import assert_usage_error, run_command, run_module
 from inference_helpers import TINY, make_model_dir
 from stargan_tf.config import ModelConfig
-from stargan_tf.inference import portable
+from stargan_tf.inference import mean_style, portable
 
 # The acceptance bounds of issue 21 (max abs over every output): ONNX Runtime 1e-4, LiteRT 1e-3.
 # Measured on this 2-core machine (default oneDNN kernels and threads; the exports trace float32
@@ -173,7 +173,7 @@ def test_exported_paths_equal_the_keras_networks(exported):
     assert sorted(check) == sorted(portable.PATHS) and max(check.values()) <= ATOL[fmt], check
     if name == "official_small64":
         # The files reproduce the official PyTorch outputs.
-        from conftest import fixture_dir
+        from support import fixture_dir
 
         d = dict(np.load(fixture_dir("official_small64") / "fixture.npz"))
         for key, official, atol in (("translate_latent/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL),
@@ -206,6 +206,10 @@ def test_cli_writes_the_files_and_model_json(tmp_path):
     assert model["paths"]["style_from_reference"]["outputs"] == [
         {"name": "s_trg", "dtype": "float32", "shape": [None, TINY.style_dim]}]
     assert max(model["check"]["max_abs_difference_from_keras"].values()) <= ATOL["litert"]
+    # The mean styles (ψ truncation) travel in model.json: the model directory's own.
+    s_avg = mean_style.mean_styles(nets, model_dir=str(model_dir))
+    np.testing.assert_array_equal(np.asarray(model["mean_styles"], np.float32), s_avg)
+    assert model["paths"]["translate_style"]["inputs"][1]["name"] == "s_trg"
     # The files run: the saved model's networks, as loaded, give the same numbers.
     inputs = portable.check_inputs(TINY, batch=3, seed=5)
     out, _ = run_client(tmp_path / "litert", inputs, tmp_path)

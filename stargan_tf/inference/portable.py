@@ -1,15 +1,17 @@
-"""ONNX and LiteRT exports: the four inference paths as files that run without TensorFlow.
+"""ONNX and LiteRT exports: the five inference paths as files that run without TensorFlow.
 
 `python -m stargan_tf.export --format=onnx|litert --checkpoint DIR --export_dir OUT` writes OUT/
 (it must not exist yet; written beside it under a temporary name and renamed when complete):
 
   --format=onnx:    translate_latent.onnx, translate_reference.onnx, style_from_latent.onnx,
-                    style_from_reference.onnx (one ONNX graph per path, opset `ONNX_OPSET`);
-  --format=litert:  model.tflite, one LiteRT model with four signatures of those names (the
+                    style_from_reference.onnx, translate_style.onnx (one ONNX graph per path,
+                    opset `ONNX_OPSET`);
+  --format=litert:  model.tflite, one LiteRT model with five signatures of those names (the
                     weights are stored once);
   both:             model.json (what a client needs: the domains by id, img_size, style_dim,
                     latent_dim, and per path its file, signature, inputs and outputs with dtypes
-                    and shapes) and MODEL_CARD.md.
+                    and shapes; from a model directory, the mean style of each domain for ψ
+                    truncation) and MODEL_CARD.md.
 
 The paths (N is free; S = img_size; images NHWC float32 in [-1, 1]; y_trg int64 domain ids):
 
@@ -17,6 +19,10 @@ The paths (N is free; S = img_size; images NHWC float32 in [-1, 1]; y_trg int64 
   translate_reference(x_real [N,S,S,3], x_ref [N,S,S,3], y_trg [N])   -> x_fake [N,S,S,3]
   style_from_latent(z_trg [N,latent_dim], y_trg [N])                   -> s_trg [N,style_dim]
   style_from_reference(x_ref [N,S,S,3], y_trg [N])                     -> s_trg [N,style_dim]
+  translate_style(x_real [N,S,S,3], s_trg [N,style_dim])               -> x_fake [N,S,S,3]
+
+ψ truncation, as `translate(..., psi=)` does it: s = mean_styles[y] + ψ (s - mean_styles[y]) on
+style_from_latent's s_trg (model.json's mean_styles), then translate_style.
 
 Unlike the SavedModel's `seed` inputs, the latent paths take z_trg itself (drawn by the client
 from N(0, I)): the SavedModel's seeded codes come from TensorFlow's Philox generator, which
@@ -44,7 +50,8 @@ REQUIRED_MODULES = {
     "onnx": ("tf2onnx", "onnx", "onnxruntime"),
     "litert": ("ai_edge_litert",),
 }
-PATHS = ("translate_latent", "translate_reference", "style_from_latent", "style_from_reference")
+PATHS = ("translate_latent", "translate_reference", "style_from_latent", "style_from_reference",
+         "translate_style")
 ONNX_OPSET = 17
 LITERT_FILE = "model.tflite"
 MODEL_JSON = "model.json"
@@ -74,11 +81,12 @@ def _specs(config):
         "x_ref": tf.TensorSpec([None, size, size, 3], tf.float32, name="x_ref"),
         "z_trg": tf.TensorSpec([None, config.latent_dim], tf.float32, name="z_trg"),
         "y_trg": tf.TensorSpec([None], tf.int64, name="y_trg"),
+        "s_trg": tf.TensorSpec([None, config.style_dim], tf.float32, name="s_trg"),
     }
 
 
 def path_functions(networks):
-    """{path: (function, input specs, output specs)} of the four paths, on `networks`.
+    """{path: (function, input specs, output specs)} of the five paths, on `networks`.
 
     The functions take their inputs positionally in the order of the specs and return
     {output name: tensor}. The translate paths compute face masks inside (w_hpf > 0).
@@ -103,6 +111,10 @@ def path_functions(networks):
     def style_from_reference(x_ref, y_trg):
         return {"s_trg": networks.style_encoder(x_ref, y_trg)}
 
+    def translate_style(x_real, s_trg):
+        # A style the client made: e.g. ψ-truncated with model.json's mean_styles.
+        return {"x_fake": generate(x_real, s_trg)}
+
     return {
         "translate_latent": (translate_latent, [spec["x_real"], spec["z_trg"], spec["y_trg"]],
                              [x_fake]),
@@ -110,6 +122,7 @@ def path_functions(networks):
                                 [spec["x_real"], spec["x_ref"], spec["y_trg"]], [x_fake]),
         "style_from_latent": (style_from_latent, [spec["z_trg"], spec["y_trg"]], [s_trg]),
         "style_from_reference": (style_from_reference, [spec["x_ref"], spec["y_trg"]], [s_trg]),
+        "translate_style": (translate_style, [spec["x_real"], spec["s_trg"]], [x_fake]),
     }
 
 
@@ -117,8 +130,9 @@ def _describe(spec):
     return {"name": spec.name, "dtype": spec.dtype.name, "shape": spec.shape.as_list()}
 
 
-def model_description(networks, fmt, ema=True):
-    """The contents of model.json for an export of `networks` in format `fmt`."""
+def model_description(networks, fmt, ema=True, mean_styles=None):
+    """The contents of model.json for an export of `networks` in format `fmt` (with the mean
+    style of each domain, for ψ truncation, when given)."""
     c = networks.config
     paths = {}
     for name, (_, inputs, outputs) in path_functions(networks).items():
@@ -142,6 +156,11 @@ def model_description(networks, fmt, ema=True):
         "y_trg": "int64 domain ids, one per image: the index in domain_names",
         "z_trg": "float32 latent codes drawn from N(0, I), one per image",
         "paths": paths,
+        **({} if mean_styles is None else {
+            "mean_styles": np.asarray(mean_styles, np.float32).tolist(),
+            "psi": "ψ truncation: s = mean_styles[y] + psi * (s - mean_styles[y]) applied to "
+                   "style_from_latent's s_trg, then translate_style (psi = 1: the style as drawn)",
+        }),
     }
 
 
@@ -225,6 +244,7 @@ def check_inputs(config, batch=CHECK_BATCH, seed=CHECK_SEED):
         "x_ref": rng.uniform(-1, 1, [batch, size, size, 3]).astype(np.float32),
         "z_trg": rng.standard_normal([batch, config.latent_dim]).astype(np.float32),
         "y_trg": (np.arange(batch) % config.num_domains)[::-1].astype(np.int64),
+        "s_trg": rng.standard_normal([batch, config.style_dim]).astype(np.float32),
     }
 
 
@@ -247,7 +267,7 @@ def max_abs_differences(runner, networks, inputs):
     return diffs
 
 
-def export(networks, export_dir, fmt, ema=True, model_card=None):
+def export(networks, export_dir, fmt, ema=True, model_card=None, mean_styles=None):
     """Writes the ONNX or LiteRT export of `networks` to export_dir (see the module docstring).
 
     After writing, it runs every path of the files with the runtime on random inputs and
@@ -259,6 +279,7 @@ def export(networks, export_dir, fmt, ema=True, model_card=None):
       fmt: "onnx" or "litert".
       ema: whether the networks are the EMA ones (recorded in model.json).
       model_card: the text of MODEL_CARD.md (None: none).
+      mean_styles: [num_domains, style_dim], the mean style of each domain (None: not stored).
 
     Returns:
       The description written to model.json.
@@ -274,7 +295,7 @@ def export(networks, export_dir, fmt, ema=True, model_card=None):
     try:
         with normalization.float32_statistics():
             (_write_onnx if fmt == "onnx" else _write_litert)(networks, tmp)
-        description = model_description(networks, fmt, ema)
+        description = model_description(networks, fmt, ema, mean_styles)
         with open(os.path.join(tmp, MODEL_JSON), "w") as f:
             json.dump(description, f, indent=2)
         if model_card is not None:
@@ -317,15 +338,16 @@ def export_model_dir(directory, step, export_dir, fmt):
 
     from absl import logging
 
-    from stargan_tf import model_card
-    from stargan_tf.inference import models
+    from stargan_tf import model_dir
+    from stargan_tf.inference import mean_style, models
 
     check_installed(fmt)
     _check_new_dir(export_dir)
     start = time.monotonic()
     networks, ema = models.load_inference_networks(directory, step)
-    card = model_card.export_card(directory, step, ema)
-    description = export(networks, export_dir, fmt, ema, model_card=card)
+    card = model_dir.export_card(directory, step, ema)
+    s_avg = mean_style.mean_styles(networks, model_dir=directory)  # cached in the directory
+    description = export(networks, export_dir, fmt, ema, model_card=card, mean_styles=s_avg)
     logging.info("Exported in %.1f s.", time.monotonic() - start)
     c = networks.config
     sizes = file_sizes(export_dir)
