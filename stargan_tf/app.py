@@ -81,39 +81,6 @@ def _check_flags():
 def build_page(gr, logic, examples, num_styles, title):
     """The Gradio Blocks of the page: the components and their events, calling `logic`
     (an `app_logic.DemoLogic`)."""
-    from stargan_tf.inference.app_logic import MAX_STYLES, safely
-
-    def path_of(upload):
-        """The uploaded file of an image field. The events below skip Gradio's preprocessing
-        (preprocess=False), which would open the file with PIL and fail, with no useful message,
-        on a file that is no image: app_logic's checks read it and say what is wrong."""
-        return upload.get("path") if isinstance(upload, dict) else upload
-
-    def shown(result):
-        """Result -> the status box's text (and a pop-up when the request failed)."""
-        if not result.ok:
-            gr.Warning(result.status)
-        return result.status
-
-    def check_upload(upload, what):
-        path = path_of(upload)
-        if not path:
-            return gr.update(), ""
-        result = safely(logic.check_upload, path, what)
-        # A file that cannot be read is removed from the page, its message left in its place.
-        return (gr.update() if result.ok else None), shown(result)
-
-    def translate(mode, source, reference, domain, seed, psi, n):
-        source, reference = path_of(source), path_of(reference)
-        if mode == REFERENCE:
-            result = safely(logic.reference, source, reference, domain)
-        else:
-            result = safely(logic.latent, source, domain, seed, psi, n)
-        if not result.ok:  # Keep what the page shows.
-            return gr.update(), gr.update(), shown(result)
-        return result.image, result.styles, shown(result)
-
-    supports_psi = logic.translator.supports_psi
     # Uploads and results are files in Gradio's cache: those older than an hour go, hourly.
     with gr.Blocks(title=f"StarGAN v2 · {title}", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as page:
@@ -124,60 +91,109 @@ def build_page(gr, logic, examples, num_styles, title):
         )
         with gr.Row():
             with gr.Column():
-                source = gr.Image(label="Source image", type="filepath", image_mode=None,
-                                   sources=["upload", "clipboard"], elem_id="source", height=280)
-                if examples:
-                    gr.Examples(examples=[[p] for p in examples], inputs=[source],
-                                label="Examples", examples_per_page=12)
-                with gr.Row():
-                    domain = gr.Dropdown(list(logic.domain_names), value=logic.domain_names[0],
-                                         label="Target domain", elem_id="domain")
-                    mode = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from",
-                                    elem_id="mode")
-                with gr.Group(visible=True) as latent_box:
-                    with gr.Row(equal_height=True):
-                        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed",
-                                         elem_id="seed")
-                        new_style = gr.Button("New style", elem_id="new-style")
-                    with gr.Row():
-                        psi = gr.Slider(
-                            0.0, 1.0, value=1.0, step=0.05, interactive=supports_psi,
-                            elem_id="psi", label="ψ",
-                            info="0: the domain's mean style; 1: the style as drawn"
-                            + ("" if supports_psi else " (this model: 1 only)"),
-                        )
-                        styles_n = gr.Slider(1, MAX_STYLES, value=num_styles, step=1,
-                                             label="Styles in the row",
-                                             info="seed, seed + 1, ...", elem_id="num-styles")
-                with gr.Group(visible=False) as reference_box:
-                    reference = gr.Image(label="Reference image (of the target domain)",
-                                      type="filepath", image_mode=None,
-                                      sources=["upload", "clipboard"], elem_id="reference",
-                                      height=240)
-                run = gr.Button("Translate", variant="primary", elem_id="translate")
+                c = _input_components(gr, logic, examples, num_styles)
             with gr.Column():
-                status = gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status")
-                result = gr.Image(label="Result", type="numpy", format="png", interactive=False,
-                                  elem_id="result", height=360)
-                styles = gr.Gallery(label="Row of styles (seed, seed + 1, ...)", format="png",
-                                    columns=4, height="auto", elem_id="styles",
-                                    object_fit="contain")
-
-        mode.change(lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
-                    inputs=mode, outputs=[latent_box, reference_box])
-        source.upload(lambda p: check_upload(p, "source image"), inputs=source,
-                      outputs=[source, status], preprocess=False)
-        reference.upload(lambda p: check_upload(p, "reference image"), inputs=reference,
-                         outputs=[reference, status], preprocess=False)
-        inputs = [mode, source, reference, domain, seed, psi, styles_n]
-        outputs = [result, styles, status]
-        run.click(translate, inputs=inputs, outputs=outputs, preprocess=False)
-        seed.submit(translate, inputs=inputs, outputs=outputs, preprocess=False)
-        from stargan_tf.inference.app_logic import new_seed
-
-        new_style.click(lambda: (new_seed(), LATENT), outputs=[seed, mode]).then(
-            translate, inputs=inputs, outputs=outputs, preprocess=False)
+                c.update(_output_components(gr))
+        _wire_events(gr, logic, c)
     return page
+
+
+def _path_of(upload):
+    """The uploaded file of an image field. The events skip Gradio's preprocessing
+    (preprocess=False), which would open the file with PIL and fail, with no useful message, on
+    a file that is no image: app_logic's checks read it and say what is wrong."""
+    return upload.get("path") if isinstance(upload, dict) else upload
+
+
+def _input_components(gr, logic, examples, num_styles):
+    """The left column: source, examples, domain, style mode, seed, ψ, reference, the button."""
+    from stargan_tf.inference.app_logic import MAX_STYLES
+
+    supports_psi = logic.translator.supports_psi
+    c = {"source": gr.Image(label="Source image", type="filepath", image_mode=None,
+                            sources=["upload", "clipboard"], elem_id="source", height=280)}
+    if examples:
+        gr.Examples(examples=[[p] for p in examples], inputs=[c["source"]],
+                    label="Examples", examples_per_page=12)
+    with gr.Row():
+        c["domain"] = gr.Dropdown(list(logic.domain_names), value=logic.domain_names[0],
+                                  label="Target domain", elem_id="domain")
+        c["mode"] = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from",
+                             elem_id="mode")
+    with gr.Group(visible=True) as c["latent_box"]:
+        with gr.Row(equal_height=True):
+            c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+            c["new_style"] = gr.Button("New style", elem_id="new-style")
+        with gr.Row():
+            c["psi"] = gr.Slider(
+                0.0, 1.0, value=1.0, step=0.05, interactive=supports_psi,
+                elem_id="psi", label="ψ",
+                info="0: the domain's mean style; 1: the style as drawn"
+                + ("" if supports_psi else " (this model: 1 only)"),
+            )
+            c["styles_n"] = gr.Slider(1, MAX_STYLES, value=num_styles, step=1,
+                                      label="Styles in the row",
+                                      info="seed, seed + 1, ...", elem_id="num-styles")
+    with gr.Group(visible=False) as c["reference_box"]:
+        c["reference"] = gr.Image(label="Reference image (of the target domain)",
+                                  type="filepath", image_mode=None,
+                                  sources=["upload", "clipboard"], elem_id="reference",
+                                  height=240)
+    c["run"] = gr.Button("Translate", variant="primary", elem_id="translate")
+    return c
+
+
+def _output_components(gr):
+    """The right column: the status line, the result and the row of styles."""
+    return {
+        "status": gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status"),
+        "result": gr.Image(label="Result", type="numpy", format="png", interactive=False,
+                           elem_id="result", height=360),
+        "styles": gr.Gallery(label="Row of styles (seed, seed + 1, ...)", format="png",
+                             columns=4, height="auto", elem_id="styles", object_fit="contain"),
+    }
+
+
+def _wire_events(gr, logic, c):
+    """The page's events: uploads checked as they arrive, translations on request."""
+    from stargan_tf.inference.app_logic import new_seed, safely
+
+    def shown(result):
+        """Result -> the status box's text (and a pop-up when the request failed)."""
+        if not result.ok:
+            gr.Warning(result.status)
+        return result.status
+
+    def check_upload(upload, what):
+        path = _path_of(upload)
+        if not path:
+            return gr.update(), ""
+        result = safely(logic.check_upload, path, what)
+        # A file that cannot be read is removed from the page, its message left in its place.
+        return (gr.update() if result.ok else None), shown(result)
+
+    def translate(mode, source, reference, domain, seed, psi, n):
+        source, reference = _path_of(source), _path_of(reference)
+        if mode == REFERENCE:
+            result = safely(logic.reference, source, reference, domain)
+        else:
+            result = safely(logic.latent, source, domain, seed, psi, n)
+        if not result.ok:  # Keep what the page shows.
+            return gr.update(), gr.update(), shown(result)
+        return result.image, result.styles, shown(result)
+
+    c["mode"].change(lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
+                     inputs=c["mode"], outputs=[c["latent_box"], c["reference_box"]])
+    c["source"].upload(lambda p: check_upload(p, "source image"), inputs=c["source"],
+                       outputs=[c["source"], c["status"]], preprocess=False)
+    c["reference"].upload(lambda p: check_upload(p, "reference image"), inputs=c["reference"],
+                          outputs=[c["reference"], c["status"]], preprocess=False)
+    inputs = [c[k] for k in ("mode", "source", "reference", "domain", "seed", "psi", "styles_n")]
+    outputs = [c["result"], c["styles"], c["status"]]
+    c["run"].click(translate, inputs=inputs, outputs=outputs, preprocess=False)
+    c["seed"].submit(translate, inputs=inputs, outputs=outputs, preprocess=False)
+    c["new_style"].click(lambda: (new_seed(), LATENT), outputs=[c["seed"], c["mode"]]).then(
+        translate, inputs=inputs, outputs=outputs, preprocess=False)
 
 
 def main(argv):

@@ -25,10 +25,12 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
   inference/mean_style (ψ truncation)         psi
   inference/app_logic, app (the web demo)     app (in a real browser)
   inference/serving, export                   export, serving_rest
+  inference/portable (ONNX, LiteRT)           portable_export
   metrics/*, evaluate                         metrics, evaluate
   training/trainer, optimizer, samples,       train_step, train_cli, train_precision, faces
     config, train
   training/recovery, preemption               faults, train_cli
+  training/init_from, networks/heads          fine_tune
   training (distributed)                      distributed (tests/train_worker.py runs workers)
   perf/*, tools/benchmark.py                  benchmark
   startup, recipes                            startup
