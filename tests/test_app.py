@@ -24,7 +24,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module, subprocess_env
-from conftest import REPO
+from support import REPO
 from inference_helpers import DOMAINS, make_model_dir, random_image, write_image
 from stargan_tf.errors import UserError
 from stargan_tf.inference import app_logic, images, serving

@@ -92,12 +92,13 @@ def run_client(export_dir, inputs, tmp):
 
 
 def small64():
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     path = fixture_dir("official_small64")
     d = dict(np.load(path / "fixture.npz"))
     nets = stargan_tf.convert_official_checkpoint(str(path / "nets.ckpt"))
-    inputs = {"x_real": d["x"], "x_ref": d["x_ref"], "y_trg": d["y_trg"], "z_trg": d["z_trg"]}
+    inputs = {"x_real": d["x"], "x_ref": d["x_ref"], "y_trg": d["y_trg"], "z_trg": d["z_trg"],
+              "s_trg": d["s_lat"]}  # translate_style with the official latent-guided styles
     return nets, inputs
 
 
@@ -113,12 +114,13 @@ def tiny64(**overrides):
     inputs = {"x_real": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
               "x_ref": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
               "y_trg": np.array([1, 0, 1], np.int64),
-              "z_trg": rng.standard_normal([3, 4]).astype(np.float32)}
+              "z_trg": rng.standard_normal([3, 4]).astype(np.float32),
+              "s_trg": rng.standard_normal([3, config.style_dim]).astype(np.float32)}
     return nets, inputs
 
 
 def face():
-    from conftest import fixture_dir
+    from support import fixture_dir
 
     nets, inputs = tiny64(w_hpf=1)
     # The FAN of the official_fan fixture (random weights in the official wing.ckpt format).
@@ -179,7 +181,8 @@ def test_exported_paths_equal_the_keras_networks(exported):
         for key, official, atol in (("translate_latent/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL),
                                     ("translate_reference/x_fake", "fake_ref", OFFICIAL_FAKE_ATOL),
                                     ("style_from_latent/s_trg", "s_lat", OFFICIAL_STYLE_ATOL),
-                                    ("style_from_reference/s_trg", "s_ref", OFFICIAL_STYLE_ATOL)):
+                                    ("style_from_reference/s_trg", "s_ref", OFFICIAL_STYLE_ATOL),
+                                    ("translate_style/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL)):
             assert np.abs(out[key] - d[official]).max() <= atol + ATOL[fmt], key
     if name == "face":
         # The masks are inside: without them the generator's output is outside the bound.
