@@ -1,7 +1,6 @@
-"""The training configuration: one frozen dataclass, validated once, saved beside the checkpoints."""
+"""The training configuration: one frozen dataclass, validated once, saved with the checkpoints."""
 
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -12,16 +11,10 @@ from stargan_tf.errors import UserError
 
 SCHEMA_VERSION = 1
 
-# Fields that may change between a run and its resumption (they do not change what is trained;
-# init_from and its options act once, when a run starts, and a resumed run does not load again).
-RESUMABLE_CHANGES = frozenset({
-    "total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints", "resume_step",
-    "init_from", "val_data", "val_batch_size", "train_data", "jit_compile", "cpu_devices",
-    "init_domain_map", "init_optimizer",
-    "nan_policy", "fault_nan_step", "augment_on",
-    "eval_every", "inception", "inception_weights", "alexnet_weights", "lpips_weights",
-    "num_outs_per_domain",
-})
+# The mark of the fields that may change between a run and its resumption (they do not change
+# what is trained; init_from and its options act once, when a run starts, and a resumed run does
+# not load again): `field(default, metadata=RESUMABLE)`.
+RESUMABLE = {"resumable": True}
 NAN_POLICIES = ("stop", "skip")
 
 
@@ -66,20 +59,20 @@ class TrainConfig:
     """
 
     model: ModelConfig = ModelConfig()
-    train_data: str = ""
-    val_data: str = ""
+    train_data: str = dataclasses.field(default="", metadata=RESUMABLE)
+    val_data: str = dataclasses.field(default="", metadata=RESUMABLE)
     workdir: str = ""
     batch_size: int = 8
-    val_batch_size: int = 32
-    total_iters: int = 100_000
-    save_every: int = 10_000
-    sample_every: int = 5_000
-    print_every: int = 10
-    keep_checkpoints: int = 3
-    resume_step: Optional[int] = None
-    init_from: str = ""
-    init_domain_map: str = ""
-    init_optimizer: bool = False
+    val_batch_size: int = dataclasses.field(default=32, metadata=RESUMABLE)
+    total_iters: int = dataclasses.field(default=100_000, metadata=RESUMABLE)
+    save_every: int = dataclasses.field(default=10_000, metadata=RESUMABLE)
+    sample_every: int = dataclasses.field(default=5_000, metadata=RESUMABLE)
+    print_every: int = dataclasses.field(default=10, metadata=RESUMABLE)
+    keep_checkpoints: int = dataclasses.field(default=3, metadata=RESUMABLE)
+    resume_step: Optional[int] = dataclasses.field(default=None, metadata=RESUMABLE)
+    init_from: str = dataclasses.field(default="", metadata=RESUMABLE)
+    init_domain_map: str = dataclasses.field(default="", metadata=RESUMABLE)
+    init_optimizer: bool = dataclasses.field(default=False, metadata=RESUMABLE)
     d_warmup_iters: int = 0
     seed: int = 777
     deterministic: bool = False
@@ -95,19 +88,19 @@ class TrainConfig:
     weight_decay: float = 1e-4
     ema_beta: float = 0.999
     randcrop_prob: float = 0.5
-    augment_on: str = "auto"
-    jit_compile: bool = False
+    augment_on: str = dataclasses.field(default="auto", metadata=RESUMABLE)
+    jit_compile: bool = dataclasses.field(default=False, metadata=RESUMABLE)
     mixed_precision: str = ""
     wing_path: str = ""
-    cpu_devices: int = 0
-    nan_policy: str = "stop"
-    fault_nan_step: Optional[int] = None
-    eval_every: int = 0
-    inception: str = "official"
-    inception_weights: str = ""
-    alexnet_weights: str = ""
-    lpips_weights: str = ""
-    num_outs_per_domain: int = 10
+    cpu_devices: int = dataclasses.field(default=0, metadata=RESUMABLE)
+    nan_policy: str = dataclasses.field(default="stop", metadata=RESUMABLE)
+    fault_nan_step: Optional[int] = dataclasses.field(default=None, metadata=RESUMABLE)
+    eval_every: int = dataclasses.field(default=0, metadata=RESUMABLE)
+    inception: str = dataclasses.field(default="official", metadata=RESUMABLE)
+    inception_weights: str = dataclasses.field(default="", metadata=RESUMABLE)
+    alexnet_weights: str = dataclasses.field(default="", metadata=RESUMABLE)
+    lpips_weights: str = dataclasses.field(default="", metadata=RESUMABLE)
+    num_outs_per_domain: int = dataclasses.field(default=10, metadata=RESUMABLE)
 
     def eval_config(self):
         """The `EvalConfig` of the evaluations during training (val_data: the training split
@@ -123,6 +116,12 @@ class TrainConfig:
 
     def validate(self, num_replicas=1):
         """Raises UserError naming every problem a user can fix."""
+        problems = (self._schedule_problems(num_replicas) + self._choice_problems()
+                    + self._init_problems() + self._file_problems())
+        if problems:
+            raise UserError("; ".join(problems) + ".")
+
+    def _schedule_problems(self, num_replicas):
         problems = []
         if self.batch_size < 1:
             problems.append(f"--batch_size={self.batch_size} must be >= 1")
@@ -133,6 +132,14 @@ class TrainConfig:
                      "val_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if self.fault_nan_step is not None and self.fault_nan_step < 1:
+            problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
+        if self.eval_every < 0:
+            problems.append(f"--eval_every={self.eval_every} must be >= 0 (0: no evaluation)")
+        return problems
+
+    def _choice_problems(self):
+        problems = []
         if self.mixed_precision not in ("", "mixed_float16", "mixed_bfloat16"):
             problems.append(f"--mixed_precision={self.mixed_precision!r}: use mixed_float16, "
                             "mixed_bfloat16 or nothing")
@@ -144,11 +151,10 @@ class TrainConfig:
             problems.append(f"--ema_beta={self.ema_beta} must be in [0, 1)")
         if self.nan_policy not in NAN_POLICIES:
             problems.append(f"--nan_policy={self.nan_policy!r}: use stop or skip")
-        if self.fault_nan_step is not None and self.fault_nan_step < 1:
-            problems.append(f"--fault_nan_step={self.fault_nan_step} must be >= 1")
-        if not self.workdir:
-            problems.append("--workdir is required")
-        problems += self._init_problems()
+        return problems
+
+    def _file_problems(self):
+        problems = [] if self.workdir else ["--workdir is required"]
         if self.model.w_hpf > 0 and not self.wing_path:
             problems.append(
                 f"w_hpf={self.model.w_hpf:g} needs the FAN face-landmark weights: pass "
@@ -157,15 +163,12 @@ class TrainConfig:
         elif self.model.w_hpf > 0 and not os.path.isfile(self.wing_path):
             problems.append(f"--wing_path={self.wing_path} is not a file (get wing.ckpt with the "
                             "official repository's bash download.sh wing)")
-        if self.eval_every < 0:
-            problems.append(f"--eval_every={self.eval_every} must be >= 0 (0: no evaluation)")
-        elif self.eval_every:
+        if self.eval_every > 0:
             try:
                 self.eval_config().validate()
             except UserError as e:
                 problems.append(f"--eval_every={self.eval_every} needs: {str(e).rstrip('.')}")
-        if problems:
-            raise UserError("; ".join(problems) + ".")
+        return problems
 
     def _init_problems(self):
         problems = []
@@ -206,6 +209,11 @@ class TrainConfig:
         return cls(**d)
 
 
+def resumable_fields():
+    """The fields marked RESUMABLE: they may change when a run resumes."""
+    return {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resumable")}
+
+
 def differences(saved: TrainConfig, current: TrainConfig):
     """Fields that differ in a way that forbids resuming: ["--lr: 0.0001 (checkpoint) vs 0.001"]."""
     a, b = saved.to_dict(), current.to_dict()
@@ -213,7 +221,7 @@ def differences(saved: TrainConfig, current: TrainConfig):
     for key in sorted(set(a["model"]) | set(b["model"])):
         if a["model"].get(key) != b["model"].get(key):
             out.append(f"{key}: {a['model'].get(key)!r} (checkpoint) vs {b['model'].get(key)!r}")
-    for key in sorted(set(a) - {"model"} - RESUMABLE_CHANGES):
+    for key in sorted(set(a) - {"model"} - resumable_fields()):
         if a.get(key) != b.get(key):
             out.append(f"--{key}: {a.get(key)!r} (checkpoint) vs {b.get(key)!r}")
     return out
@@ -237,7 +245,3 @@ def provenance():
     except (OSError, subprocess.SubprocessError):
         pass
     return info
-
-
-def config_json(config: TrainConfig):
-    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
