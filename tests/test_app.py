@@ -328,7 +328,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"The app did not exit within {STOP_TIMEOUT} s of SIGTERM.")
+            raise AssertionError(f"The app did not exit within {STOP_TIMEOUT} s of SIGTERM.") from None
 
 
 class Page:

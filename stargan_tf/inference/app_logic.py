@@ -267,7 +267,7 @@ class SavedModelTranslator:
         self.domain_names = tuple(n.decode() for n in info["domain_names"].numpy())
         self.img_size = int(info["img_size"].numpy())
         self._psi_signature = None
-        for name, fn in sigs.items():
+        for fn in sigs.values():
             inputs = fn.structured_input_signature[1]
             if {"images", "target_domain", "seed", "psi"} <= set(inputs):
                 self._psi_signature = (fn, inputs["psi"])

@@ -103,51 +103,67 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
     """
     os.makedirs(out_dir, exist_ok=True)
     config = networks.config
-    written = []
     z_trg = latent_codes(np.arange(seed, seed + num_styles), config.latent_dim)  # [K, latent_dim]
-    x_src = sources.x
     s_avg = None
     if any(psi != 1.0 for psi in psis):
         s_avg = mean_style.mean_styles(networks, model_dir)  # [num_domains, style_dim]
-
+    written = []
     if references is not None:
-        x_fake = grids.reference_guided(networks, x_src, references.x, references.y)
-        written.append(os.path.join(out_dir, "reference.jpg"))
-        save_image(written[-1], grids.reference_grid(x_src, references.x, x_fake))
-        if save_images:
-            for r, ref_name in enumerate(references.names):
-                for i, src_name in enumerate(sources.names):
-                    name = f"{src_name}__{ref_name}.jpg"
-                    save_image(os.path.join(out_dir, "reference", name), x_fake[r, i])
-
+        written.append(_reference_outputs(networks, sources, references, out_dir, save_images))
     for psi in psis:
-        suffix = psi_suffix(psi)
-        x_fake = grids.latent_guided(networks, x_src, z_trg, psi, s_avg)
-        written.append(os.path.join(out_dir, f"latent{suffix}.jpg"))
-        save_image(written[-1], grids.latent_grid(x_src, x_fake))
-        if save_images:
-            for d, domain in enumerate(config.domain_names):
-                for k in range(num_styles):
-                    for i, src_name in enumerate(sources.names):
-                        name = f"{src_name}__{domain}_seed{seed + k}.jpg"
-                        save_image(os.path.join(out_dir, f"latent{suffix}", name), x_fake[d, k, i])
-
+        written.append(_latent_outputs(networks, sources, z_trg, psi, s_avg, out_dir, seed,
+                                       save_images))
     if videos:
-        x_video = x_src[:video_sources]
-        if references is not None:
-            frames = video.reference_video_frames(networks, x_video, references.x, references.y)
-            path, _ = video.write_video(os.path.join(out_dir, "video_ref"), frames, fps)
-            if path:
-                written.append(path)
-            else:
-                logging.warning("No reference video: no two consecutive references share a domain.")
-        for psi in psis:
-            frames = video.latent_video_frames(networks, x_video, z_trg, psi, s_avg)
-            stem = os.path.join(out_dir, f"video_latent{psi_suffix(psi)}")
-            path, _ = video.write_video(stem, frames, fps)
-            if path:
-                written.append(path)
-            else:
-                logging.warning("No latent video: it needs --num_styles of at least 2.")
-                break
+        written += _videos(networks, sources.x[:video_sources], references, z_trg, psis, s_avg,
+                           out_dir, fps)
+    return written
+
+
+def _reference_outputs(networks, sources, references, out_dir, save_images):
+    """The reference-guided grid (and images); returns the grid's path."""
+    x_fake = grids.reference_guided(networks, sources.x, references.x, references.y)
+    path = os.path.join(out_dir, "reference.jpg")
+    save_image(path, grids.reference_grid(sources.x, references.x, x_fake))
+    if save_images:
+        for r, ref_name in enumerate(references.names):
+            for i, src_name in enumerate(sources.names):
+                name = f"{src_name}__{ref_name}.jpg"
+                save_image(os.path.join(out_dir, "reference", name), x_fake[r, i])
+    return path
+
+
+def _latent_outputs(networks, sources, z_trg, psi, s_avg, out_dir, seed, save_images):
+    """The latent-guided grid (and images) at one ψ; returns the grid's path."""
+    suffix = psi_suffix(psi)
+    x_fake = grids.latent_guided(networks, sources.x, z_trg, psi, s_avg)
+    path = os.path.join(out_dir, f"latent{suffix}.jpg")
+    save_image(path, grids.latent_grid(sources.x, x_fake))
+    if save_images:
+        for d, domain in enumerate(networks.config.domain_names):
+            for k in range(len(z_trg)):
+                for i, src_name in enumerate(sources.names):
+                    name = f"{src_name}__{domain}_seed{seed + k}.jpg"
+                    save_image(os.path.join(out_dir, f"latent{suffix}", name), x_fake[d, k, i])
+    return path
+
+
+def _videos(networks, x_video, references, z_trg, psis, s_avg, out_dir, fps):
+    """The reference video (when references are given) and a latent video per ψ: their paths."""
+    written = []
+    if references is not None:
+        frames = video.reference_video_frames(networks, x_video, references.x, references.y)
+        path, _ = video.write_video(os.path.join(out_dir, "video_ref"), frames, fps)
+        if path:
+            written.append(path)
+        else:
+            logging.warning("No reference video: no two consecutive references share a domain.")
+    for psi in psis:
+        frames = video.latent_video_frames(networks, x_video, z_trg, psi, s_avg)
+        path, _ = video.write_video(os.path.join(out_dir, f"video_latent{psi_suffix(psi)}"),
+                                    frames, fps)
+        if path:
+            written.append(path)
+        else:
+            logging.warning("No latent video: it needs --num_styles of at least 2.")
+            break
     return written
