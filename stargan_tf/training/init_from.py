@@ -324,6 +324,11 @@ class InitFrom:
         load(nets, gfe_from, GFE)
         if src.has_discriminator:
             load(nets, trained, ("discriminator",))
+        # The EMA copies: first the trained networks as loaded (so that fresh heads start equal
+        # in both), then the source's EMA networks over them.
+        trained_now = official_variable_map(nets)
+        for key, var in official_variable_map(nets_ema).items():
+            var.assign(trained_now[key])
         load(nets_ema, ema if ema is not None else trained, GFE)
         if src_optimizers:
             self._load_optimizers(src_optimizers, trained, optimizers, nets, sources)
