@@ -123,8 +123,9 @@ def check_mapped(got, source, new_names, old_names, domain_map, what):
             for d, name in enumerate(new_names):
                 column = value[..., d]
                 if old_of(name) is None:
-                    assert key.endswith(".bias") or not any(np.array_equal(column, source[key][..., j])
-                                   for j in range(len(old_names))), (what, key, name)
+                    assert key.endswith(".bias") or not any(
+                        np.array_equal(column, source[key][..., j])
+                        for j in range(len(old_names))), (what, key, name)
                 else:
                     np.testing.assert_array_equal(
                         column, source[key][..., old_names.index(old_of(name))],
