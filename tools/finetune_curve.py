@@ -52,7 +52,7 @@ FINETUNE_VARIANTS = {
     "ft": ("base", ["--total_iters=800"]),
     "ft_ema": ("base_ema", ["--total_iters=800"]),
     "ft_ema_warm100": ("base_ema", ["--total_iters=800", "--d_warmup_iters=100"]),
-    "ft_opt": ("base", ["--total_iters=800", "--init_optimizer"]),
+    "ft_opt": ("base", ["--total_iters=500", "--init_optimizer"]),
     "ft_lr1e-3": ("base", ["--total_iters=800", "--lr=1e-3", "--f_lr=1e-4"]),
 }
 
@@ -249,7 +249,7 @@ def plot(out, names, png):
         if name != "scratch":
             points = [(s, min(judged[s][g][d] for g in ("latent", "reference") for d in DOMAINS2))
                       for s in sorted(judged)]
-            series.append((f"{name}: circle/square, worst", colour, False, points, 1))
+            series.append((f"{name}: circle/square, worst (thin)", colour, False, points, 1))
     max_step = max([p[0] for s in series for p in s[3]] + [SAVE_EVERY])
     w, h, left, right, top, bottom = 900, 560, 60, 300, 40, 50
     image = Image.new("RGB", (w, h), "white")
@@ -259,7 +259,9 @@ def plot(out, names, png):
     def xy(step, acc):
         return left + pw * step / max_step, top + ph * (1 - acc)
 
-    pen.text((left, 10), "Demo classifier: translations showing the target shape", fill="black")
+    pen.text((left, 10), "Demo classifier: translations showing the target shape. ft: from the "
+             "circle+square workdir; ft_opt: + --init_optimizer; ft_ema: from its EMA networks "
+             "only (D fresh)", fill="black")
     for acc in (0, 0.25, 0.5, 0.7, 0.75, 1.0):
         y = xy(0, acc)[1]
         pen.line([(left, y), (left + pw, y)], fill=(150, 150, 150) if acc == 0.7 else
@@ -272,6 +274,13 @@ def plot(out, names, png):
         pen.text((x - 10, top + ph + 8), str(step), fill="black")
     pen.text((left + pw / 2 - 60, h - 20), "iterations (fine-tuning or scratch)", fill="black")
     pen.rectangle([left, top, left + pw, top + ph], outline="black")
+    need = first_step(load_judged(out, "scratch"), NEW_DOMAIN)
+    if need:  # the criterion: fine-tuning reaches 70% on the new domain by half of this
+        for step, text in ((need, f"scratch: {need}"), (need / 2, f"half: {need // 2}")):
+            x = xy(step, 0)[0]
+            for y in range(top, top + ph, 8):
+                pen.line([(x, y), (x, y + 4)], fill=(120, 120, 120))
+            pen.text((x + 3, top + 3), text, fill=(90, 90, 90))
     for k, (label, colour, dashed, points, width) in enumerate(series):
         pts = [xy(s, a) for s, a in points]
         for a, b in zip(pts, pts[1:]):
@@ -290,7 +299,7 @@ def plot(out, names, png):
             for t in range(0, 30, 6):
                 pen.line([(lx + t, ly + 6), (lx + t + 3, ly + 6)], fill=colour, width=2)
         else:
-            pen.line([(lx, ly + 6), (lx + 30, ly + 6)], fill=colour, width=max(width, 2) - 1 + 1)
+            pen.line([(lx, ly + 6), (lx + 30, ly + 6)], fill=colour, width=width)
         pen.text((lx + 36, ly), label, fill="black")
     os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
     image.save(png)

@@ -54,7 +54,8 @@ def parse_domain_map(text):
         new, eq, old = (part.strip() for part in entry.partition("="))
         if not eq or not _NAME.match(new) or not _NAME.match(old):
             raise UserError(f"--init_domain_map: {entry!r} is not NEW=OLD (a domain of the data = "
-                            "a domain of the model it starts from), e.g. --init_domain_map=tabby=cat.")
+                            "a domain of the model it starts from), e.g. "
+                            "--init_domain_map=tabby=cat.")
         if new in seen:
             raise UserError(f"--init_domain_map names {new} twice; give each new domain one entry.")
         seen.add(new)
@@ -100,7 +101,8 @@ class DomainPlan:
             for old in self.dropped:
                 heirs = [n for n, j in zip(self.data, self.sources) if j is not None
                          and self.model[j] == old]
-                dropped.append(old + (f" (its heads copied to {', '.join(heirs)})" if heirs else ""))
+                copied = f" (its heads copied to {', '.join(heirs)})" if heirs else ""
+                dropped.append(old + copied)
             out.append(f"dropped (in the model, not in the data): {', '.join(dropped)}")
         for old in self.shared_sources:
             both = [n for n, j in zip(self.data, self.sources) if j is not None
@@ -321,6 +323,11 @@ class InitFrom:
         load(nets, gfe_from, GFE)
         if src.has_discriminator:
             load(nets, trained, ("discriminator",))
+        # The EMA copies: first the trained networks as loaded (so that fresh heads start equal
+        # in both), then the source's EMA networks over them.
+        trained_now = official_variable_map(nets)
+        for key, var in official_variable_map(nets_ema).items():
+            var.assign(trained_now[key])
         load(nets_ema, ema if ema is not None else trained, GFE)
         if src_optimizers:
             self._load_optimizers(src_optimizers, trained, optimizers, nets, sources)
@@ -359,7 +366,8 @@ class InitFrom:
         for name, src_opt in src_optimizers.items():
             opt = optimizers[name]
             inner = getattr(opt, "inner_optimizer", opt)
-            src_keys = {id(v): f"{name}/{k}" for k, v, _ in getattr(trained, name).official_weights()}
+            src_net = getattr(trained, name)
+            src_keys = {id(v): f"{name}/{k}" for k, v, _ in src_net.official_weights()}
             dst_keys = {id(v): f"{name}/{k}" for k, v, _ in getattr(nets, name).official_weights()}
             for slot in ("m", "v"):
                 values = {src_keys[id(v)]: src_opt.slots(v)[slot].numpy()
@@ -378,8 +386,9 @@ class InitFrom:
         else:
             lines.append("generator, mapping_network, style_encoder: its EMA networks (nets_ema; "
                          "it holds no trained ones)")
-        lines.append("their EMA copies: " + ("its EMA networks (nets_ema)" if has_ema else
-                                             "copies of the trained ones (it holds no EMA networks)"))
+        lines.append("their EMA copies: " + (
+            "its EMA networks (nets_ema)" if has_ema
+            else "copies of the trained ones (it holds no EMA networks)"))
         if d_loaded:
             lines.append("discriminator: its trained discriminator (nets)")
         else:
