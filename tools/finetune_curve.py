@@ -237,19 +237,7 @@ def plot(out, names, png):
     """Draws the curves with PIL (no plotting library needed)."""
     from PIL import Image, ImageDraw
 
-    series = []  # (label, colour, dashed, [(step, accuracy)])
-    palette = [(200, 40, 40), (30, 110, 200), (20, 150, 60), (150, 60, 180), (220, 130, 0)]
-    runs = ["scratch", *names]
-    for i, name in enumerate(runs):
-        judged = load_judged(out, name)
-        colour = palette[i % len(palette)]
-        for guidance, dashed in (("latent", False), ("reference", True)):
-            points = [(s, judged[s][guidance][NEW_DOMAIN]) for s in sorted(judged)]
-            series.append((f"{name}: {NEW_DOMAIN}, {guidance}", colour, dashed, points, 2))
-        if name != "scratch":
-            points = [(s, min(judged[s][g][d] for g in ("latent", "reference") for d in DOMAINS2))
-                      for s in sorted(judged)]
-            series.append((f"{name}: circle/square, worst (thin)", colour, False, points, 1))
+    series = curve_series(out, names)
     max_step = max([p[0] for s in series for p in s[3]] + [SAVE_EVERY])
     w, h, left, right, top, bottom = 900, 560, 60, 300, 40, 50
     image = Image.new("RGB", (w, h), "white")
@@ -259,6 +247,41 @@ def plot(out, names, png):
     def xy(step, acc):
         return left + pw * step / max_step, top + ph * (1 - acc)
 
+    draw_axes(pen, xy, max_step, (left, top, pw, ph, h))
+    need = first_step(load_judged(out, "scratch"), NEW_DOMAIN)
+    if need:  # the criterion: fine-tuning reaches 70% on the new domain by half of this
+        for step, text in ((need, f"scratch: {need}"), (need / 2, f"half: {need // 2}")):
+            x = xy(step, 0)[0]
+            for y in range(top, top + ph, 8):
+                pen.line([(x, y), (x, y + 4)], fill=(120, 120, 120))
+            pen.text((x + 3, top + 3), text, fill=(90, 90, 90))
+    for k, curve in enumerate(series):
+        draw_curve(pen, xy, curve, (left + pw + 15, top + 10 + 18 * k))
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+    image.save(png)
+    print(f"wrote {png}")
+
+
+def curve_series(out, names):
+    """[(label, colour, dashed, [(step, accuracy)], width)]: the new domain's curves of every
+    run, and the old domains' worst of each fine-tuning run."""
+    series = []
+    palette = [(200, 40, 40), (30, 110, 200), (20, 150, 60), (150, 60, 180), (220, 130, 0)]
+    for i, name in enumerate(["scratch", *names]):
+        judged = load_judged(out, name)
+        colour = palette[i % len(palette)]
+        for guidance, dashed in (("latent", False), ("reference", True)):
+            points = [(s, judged[s][guidance][NEW_DOMAIN]) for s in sorted(judged)]
+            series.append((f"{name}: {NEW_DOMAIN}, {guidance}", colour, dashed, points, 2))
+        if name != "scratch":
+            points = [(s, min(judged[s][g][d] for g in ("latent", "reference") for d in DOMAINS2))
+                      for s in sorted(judged)]
+            series.append((f"{name}: circle/square, worst (thin)", colour, False, points, 1))
+    return series
+
+
+def draw_axes(pen, xy, max_step, box):
+    left, top, pw, ph, h = box
     pen.text((left, 10), "Demo classifier: translations showing the target shape. ft: from the "
              "circle+square workdir; ft_opt: + --init_optimizer; ft_ema: from its EMA networks "
              "only (D fresh)", fill="black")
@@ -274,36 +297,28 @@ def plot(out, names, png):
         pen.text((x - 10, top + ph + 8), str(step), fill="black")
     pen.text((left + pw / 2 - 60, h - 20), "iterations (fine-tuning or scratch)", fill="black")
     pen.rectangle([left, top, left + pw, top + ph], outline="black")
-    need = first_step(load_judged(out, "scratch"), NEW_DOMAIN)
-    if need:  # the criterion: fine-tuning reaches 70% on the new domain by half of this
-        for step, text in ((need, f"scratch: {need}"), (need / 2, f"half: {need // 2}")):
-            x = xy(step, 0)[0]
-            for y in range(top, top + ph, 8):
-                pen.line([(x, y), (x, y + 4)], fill=(120, 120, 120))
-            pen.text((x + 3, top + 3), text, fill=(90, 90, 90))
-    for k, (label, colour, dashed, points, width) in enumerate(series):
-        pts = [xy(s, a) for s, a in points]
-        for a, b in zip(pts, pts[1:]):
-            if dashed:
-                for t in range(0, 10, 2):
-                    p0 = (a[0] + (b[0] - a[0]) * t / 10, a[1] + (b[1] - a[1]) * t / 10)
-                    p1 = (a[0] + (b[0] - a[0]) * (t + 1) / 10, a[1] + (b[1] - a[1]) * (t + 1) / 10)
-                    pen.line([p0, p1], fill=colour, width=2)
-            else:
-                pen.line([a, b], fill=colour, width=width + (1 if width > 1 else 0))
-        for p in pts:
-            pen.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=colour)
-        ly = top + 10 + 18 * k
-        lx = left + pw + 15
+
+
+def draw_curve(pen, xy, curve, legend_at):
+    label, colour, dashed, points, width = curve
+    pts = [xy(s, a) for s, a in points]
+    for a, b in zip(pts, pts[1:]):
         if dashed:
-            for t in range(0, 30, 6):
-                pen.line([(lx + t, ly + 6), (lx + t + 3, ly + 6)], fill=colour, width=2)
+            for t in range(0, 10, 2):
+                p0 = (a[0] + (b[0] - a[0]) * t / 10, a[1] + (b[1] - a[1]) * t / 10)
+                p1 = (a[0] + (b[0] - a[0]) * (t + 1) / 10, a[1] + (b[1] - a[1]) * (t + 1) / 10)
+                pen.line([p0, p1], fill=colour, width=2)
         else:
-            pen.line([(lx, ly + 6), (lx + 30, ly + 6)], fill=colour, width=width)
-        pen.text((lx + 36, ly), label, fill="black")
-    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
-    image.save(png)
-    print(f"wrote {png}")
+            pen.line([a, b], fill=colour, width=width + (1 if width > 1 else 0))
+    for p in pts:
+        pen.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=colour)
+    lx, ly = legend_at
+    if dashed:
+        for t in range(0, 30, 6):
+            pen.line([(lx + t, ly + 6), (lx + t + 3, ly + 6)], fill=colour, width=2)
+    else:
+        pen.line([(lx, ly + 6), (lx + 30, ly + 6)], fill=colour, width=width)
+    pen.text((lx + 36, ly), label, fill="black")
 
 
 def main():

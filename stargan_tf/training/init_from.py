@@ -161,7 +161,7 @@ def resolve_domains(data_names, model_names, domain_map, directory="the model"):
             sources.append(None)
             how.append("fresh")
     counts = {}
-    for new, old in domain_map:
+    for _, old in domain_map:
         counts[old] = counts.get(old, 0) + 1
     shared = tuple(old for old, n in counts.items() if n > 1)  # (a kept domain's are copied too)
     dropped = tuple(n for n in model if n not in data)
@@ -284,6 +284,32 @@ class InitFrom:
         if self.source is None:  # resuming found no checkpoint after all: start as new
             self._check()
         c, src = self.config, self.source
+        trained, ema, src_optimizers = self._read_source(optimizer_node)
+        counts = self._load_weights(nets, nets_ema, trained, ema)
+        if src_optimizers:
+            self._load_optimizers(src_optimizers, trained, optimizers, nets, self.plan.sources)
+        d_loaded = src.has_discriminator
+        warmup = c.d_warmup_iters if not d_loaded else 0
+        self.record = {
+            "from": os.path.abspath(self.directory), "checkpoint": os.path.basename(src.path),
+            "step": src.step, "kind": src.kind(),
+            "networks": {name: ("nets" if trained is not None else "nets_ema") for name in GFE},
+            "ema": "nets_ema" if ema is not None else "copies of nets",
+            "discriminator": "nets" if d_loaded else "fresh",
+            "optimizers": "loaded" if src_optimizers else "fresh",
+            "domains": self.plan.record(), "dropped": list(self.plan.dropped),
+            "d_warmup_iters": warmup,
+        }
+        self.record["summary"] = self._summary(trained is not None, ema is not None, d_loaded,
+                                               bool(src_optimizers), warmup, counts)
+        logging.info("%s", "\n  ".join(self.record["summary"]))
+        self._warn(d_loaded)
+        self.applied = True
+
+    def _read_source(self, optimizer_node):
+        """The source's trained and EMA networks (None where it has none) and, with
+        --init_optimizer, its optimizers, read from its checkpoint."""
+        c, src = self.config, self.source
         trained = build_networks(src.config, discriminator=src.has_discriminator) \
             if src.has_trained else None
         ema = build_networks(src.config, discriminator=False) if src.has_ema else None
@@ -306,7 +332,11 @@ class InitFrom:
         # expect_partial: the file may hold more (the step, the FAN, a loss scale).
         tf.train.Checkpoint(**nodes).read(src.path).assert_existing_objects_matched() \
             .expect_partial()
+        return trained, ema, src_optimizers
 
+    def _load_weights(self, nets, nets_ema, trained, ema):
+        """Copies the source's weights into the trainer's networks by the domain plan; returns
+        the counts of variables copied per kind."""
         sources = self.plan.sources
         dst_layout = head_layout(nets)
         counts = {}
@@ -319,9 +349,8 @@ class InitFrom:
             for k, v in n.items():
                 counts[k] = counts.get(k, 0) + v
 
-        gfe_from = trained if trained is not None else ema
-        load(nets, gfe_from, GFE)
-        if src.has_discriminator:
+        load(nets, trained if trained is not None else ema, GFE)
+        if self.source.has_discriminator:
             load(nets, trained, ("discriminator",))
         # The EMA copies: first the trained networks as loaded (so that fresh heads start equal
         # in both), then the source's EMA networks over them.
@@ -329,24 +358,10 @@ class InitFrom:
         for key, var in official_variable_map(nets_ema).items():
             var.assign(trained_now[key])
         load(nets_ema, ema if ema is not None else trained, GFE)
-        if src_optimizers:
-            self._load_optimizers(src_optimizers, trained, optimizers, nets, sources)
+        return counts
 
-        d_loaded = src.has_discriminator
-        warmup = c.d_warmup_iters if not d_loaded else 0
-        self.record = {
-            "from": os.path.abspath(self.directory), "checkpoint": os.path.basename(src.path),
-            "step": src.step, "kind": src.kind(),
-            "networks": {name: ("nets" if trained is not None else "nets_ema") for name in GFE},
-            "ema": "nets_ema" if ema is not None else "copies of nets",
-            "discriminator": "nets" if d_loaded else "fresh",
-            "optimizers": "loaded" if src_optimizers else "fresh",
-            "domains": self.plan.record(), "dropped": list(self.plan.dropped),
-            "d_warmup_iters": warmup,
-        }
-        self.record["summary"] = self._summary(trained is not None, ema is not None, d_loaded,
-                                               bool(src_optimizers), warmup, counts)
-        logging.info("%s", "\n  ".join(self.record["summary"]))
+    def _warn(self, d_loaded):
+        c = self.config
         if d_loaded and c.d_warmup_iters:
             logging.warning("--d_warmup_iters=%d is ignored: the discriminator was loaded from %s "
                             "(the warm-up is for a discriminator that starts fresh).",
@@ -359,7 +374,6 @@ class InitFrom:
                             "mapped to one: every head starts fresh; --init_domain_map=NEW=OLD "
                             "copies a model domain's heads.", self.directory,
                             ", ".join(self.plan.data), ", ".join(self.plan.model))
-        self.applied = True
 
     def _load_optimizers(self, src_optimizers, trained, optimizers, nets, sources):
         src_layout, dst_layout = head_layout(trained), head_layout(nets)
