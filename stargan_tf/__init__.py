@@ -45,9 +45,16 @@ __all__ = sorted(_EXPORTS)
 
 # The layers of the docstring, lowest first: module name prefixes.
 LAYERS = (
-    ("stargan_tf.errors", "stargan_tf.files", "stargan_tf.config", "stargan_tf.losses",
-     "stargan_tf.startup", "stargan_tf.recipes", "stargan_tf.torch_layout",
-     "stargan_tf.model_card"),
+    (
+        "stargan_tf.errors",
+        "stargan_tf.files",
+        "stargan_tf.config",
+        "stargan_tf.losses",
+        "stargan_tf.startup",
+        "stargan_tf.recipes",
+        "stargan_tf.torch_layout",
+        "stargan_tf.model_card",
+    ),
     ("stargan_tf.layers",),
     ("stargan_tf.networks",),
     ("stargan_tf.data",),
@@ -56,9 +63,19 @@ LAYERS = (
     ("stargan_tf.inference",),
     ("stargan_tf.metrics",),
     ("stargan_tf.training", "stargan_tf.perf"),
-    ("stargan_tf.cli", "stargan_tf.train", "stargan_tf.sample", "stargan_tf.translate",
-     "stargan_tf.export", "stargan_tf.evaluate", "stargan_tf.convert", "stargan_tf.align",
-     "stargan_tf.make_tfrecords", "stargan_tf.demo", "stargan_tf.app"),
+    (
+        "stargan_tf.cli",
+        "stargan_tf.train",
+        "stargan_tf.sample",
+        "stargan_tf.translate",
+        "stargan_tf.export",
+        "stargan_tf.evaluate",
+        "stargan_tf.convert",
+        "stargan_tf.align",
+        "stargan_tf.make_tfrecords",
+        "stargan_tf.demo",
+        "stargan_tf.app",
+    ),
 )
 
 

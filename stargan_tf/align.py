@@ -17,17 +17,31 @@ from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_dir", None, "Folder of portraits to align (searched recursively).")
-flags.DEFINE_string("output_dir", None, "Where to write the aligned faces (same relative paths, "
-                    ".png).")
-flags.DEFINE_string("lm_path", "expr/checkpoints/celeba_lm_mean.npz", "The official CelebA-HQ mean "
-                    "landmarks (celeba_lm_mean.npz, from bash download.sh wing).")
-flags.DEFINE_string("wing_path", "expr/checkpoints/wing.ckpt", "The official FAN weights "
-                    "(wing.ckpt) that find the landmarks; unused with --landmarks.")
-flags.DEFINE_string("landmarks", "", "An .npz of known landmarks instead of the FAN: one [98, 2] "
-                    "array (x, y in pixels of the --img_size image) per input, keyed by its path "
-                    "relative to --input_dir.")
-flags.DEFINE_integer("img_size", 256, "Size of the (square) output; inputs are resized to it "
-                     "first, as the official step does.")
+flags.DEFINE_string(
+    "output_dir", None, "Where to write the aligned faces (same relative paths, .png)."
+)
+flags.DEFINE_string(
+    "lm_path",
+    "expr/checkpoints/celeba_lm_mean.npz",
+    "The official CelebA-HQ mean landmarks (celeba_lm_mean.npz, from bash download.sh wing).",
+)
+flags.DEFINE_string(
+    "wing_path",
+    "expr/checkpoints/wing.ckpt",
+    "The official FAN weights (wing.ckpt) that find the landmarks; unused with --landmarks.",
+)
+flags.DEFINE_string(
+    "landmarks",
+    "",
+    "An .npz of known landmarks instead of the FAN: one [98, 2] "
+    "array (x, y in pixels of the --img_size image) per input, keyed by its path "
+    "relative to --input_dir.",
+)
+flags.DEFINE_integer(
+    "img_size",
+    256,
+    "Size of the (square) output; inputs are resized to it first, as the official step does.",
+)
 
 
 def _check_flags():
@@ -35,16 +49,22 @@ def _check_flags():
         if not getattr(FLAGS, name):
             raise UserError(f"--{name} is required (see --help).")
     if FLAGS.img_size < 256 or FLAGS.img_size % 256:
-        raise UserError(f"--img_size={FLAGS.img_size}: use a multiple of 256 (the mean landmarks "
-                        "are at 256 px).")
+        raise UserError(
+            f"--img_size={FLAGS.img_size}: use a multiple of 256 (the mean landmarks "
+            "are at 256 px)."
+        )
     if not os.path.isfile(FLAGS.lm_path):
-        raise UserError(f"--lm_path={FLAGS.lm_path} is not a file: it is the official "
-                        "celeba_lm_mean.npz (bash download.sh wing in the official repository).")
+        raise UserError(
+            f"--lm_path={FLAGS.lm_path} is not a file: it is the official "
+            "celeba_lm_mean.npz (bash download.sh wing in the official repository)."
+        )
     if FLAGS.landmarks and not os.path.isfile(FLAGS.landmarks):
         raise UserError(f"--landmarks={FLAGS.landmarks} is not a file.")
     if not FLAGS.landmarks and not os.path.isfile(FLAGS.wing_path):
-        raise UserError(f"--wing_path={FLAGS.wing_path} is not a file: the FAN weights wing.ckpt "
-                        "(bash download.sh wing in the official repository), or give --landmarks.")
+        raise UserError(
+            f"--wing_path={FLAGS.wing_path} is not a file: the FAN weights wing.ckpt "
+            "(bash download.sh wing in the official repository), or give --landmarks."
+        )
 
 
 def _known_landmarks(path, relpaths):
@@ -54,12 +74,15 @@ def _known_landmarks(path, relpaths):
         known = {k: np.asarray(f[k], np.float64) for k in f.files}
     missing = [p for p in relpaths if p not in known]
     if missing:
-        raise UserError(f"--landmarks={path} has no landmarks for {', '.join(missing[:5])}; key "
-                        "them by the path relative to --input_dir.")
+        raise UserError(
+            f"--landmarks={path} has no landmarks for {', '.join(missing[:5])}; key "
+            "them by the path relative to --input_dir."
+        )
     for p in relpaths:
         if known[p].shape != (98, 2):
             raise UserError(
-                f"--landmarks={path}: {p} has shape {known[p].shape}, expected (98, 2).")
+                f"--landmarks={path}: {p} has shape {known[p].shape}, expected (98, 2)."
+            )
     return known
 
 
@@ -84,8 +107,11 @@ def main(argv):
     for relpath in relpaths:
         with Image.open(os.path.join(FLAGS.input_dir, relpath)) as img:
             image = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
-        landmarks = (known[relpath] if known is not None
-                     else face_align.fan_landmarks(fan, image[None] / 127.5 - 1.0)[0])
+        landmarks = (
+            known[relpath]
+            if known is not None
+            else face_align.fan_landmarks(fan, image[None] / 127.5 - 1.0)[0]
+        )
         aligned, _ = face_align.align_face(image, landmarks, mean, size)
         out = os.path.join(FLAGS.output_dir, os.path.splitext(relpath)[0] + ".png")
         os.makedirs(os.path.dirname(out), exist_ok=True)

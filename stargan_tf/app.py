@@ -21,16 +21,29 @@ from stargan_tf import cli
 from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Model directory (a training workdir or a converted "
-                    "official checkpoint) or a SavedModel of stargan-tf-export.")
+flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "Model directory (a training workdir or a converted "
+    "official checkpoint) or a SavedModel of stargan-tf-export.",
+)
 flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
-flags.DEFINE_string("examples", None, "Folder of example source images shown under the upload "
-                    "(default: the model directory's examples/ folder, when it has one).")
-flags.DEFINE_string("host", "127.0.0.1", "Address to bind: 127.0.0.1 = this machine only; "
-                    "0.0.0.0 = every network interface (anyone who reaches the port can use it).")
+flags.DEFINE_string(
+    "examples",
+    None,
+    "Folder of example source images shown under the upload "
+    "(default: the model directory's examples/ folder, when it has one).",
+)
+flags.DEFINE_string(
+    "host",
+    "127.0.0.1",
+    "Address to bind: 127.0.0.1 = this machine only; "
+    "0.0.0.0 = every network interface (anyone who reaches the port can use it).",
+)
 flags.DEFINE_integer("port", 7860, "Port to serve the page on.")
-flags.DEFINE_integer("num_styles", 4, "Styles in the row of styles, at first (the page has a "
-                     "slider).")
+flags.DEFINE_integer(
+    "num_styles", 4, "Styles in the row of styles, at first (the page has a slider)."
+)
 
 LATENT, REFERENCE = "Latent code", "Reference image"
 MAX_UPLOAD = "200mb"  # Gradio refuses larger files before they reach the app.
@@ -73,8 +86,10 @@ def _check_flags():
         try:
             s.bind((FLAGS.host, FLAGS.port))
         except OSError as e:
-            raise UserError(f"Cannot serve on {FLAGS.host}:{FLAGS.port} ({e.strerror}): choose "
-                            "another --port (or --host).") from None
+            raise UserError(
+                f"Cannot serve on {FLAGS.host}:{FLAGS.port} ({e.strerror}): choose "
+                "another --port (or --host)."
+            ) from None
     return examples
 
 
@@ -82,8 +97,9 @@ def build_page(gr, logic, examples, num_styles, title):
     """The Gradio Blocks of the page: the components and their events, calling `logic`
     (an `app_logic.DemoLogic`)."""
     # Uploads and results are files in Gradio's cache: those older than an hour go, hourly.
-    with gr.Blocks(title=f"StarGAN v2 · {title}", analytics_enabled=False,
-                   delete_cache=(3600, 3600)) as page:
+    with gr.Blocks(
+        title=f"StarGAN v2 · {title}", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as page:
         gr.Markdown(
             f"## StarGAN v2 · `{title}`\nUpload an image, choose the target domain and a style "
             f"(a latent code or a reference image), press **Translate**. The model works at "
@@ -110,35 +126,65 @@ def _input_components(gr, logic, examples, num_styles):
     from stargan_tf.inference.app_logic import MAX_STYLES
 
     supports_psi = logic.translator.supports_psi
-    c = {"source": gr.Image(label="Source image", type="filepath", image_mode=None,
-                            sources=["upload", "clipboard"], elem_id="source", height=280)}
+    c = {
+        "source": gr.Image(
+            label="Source image",
+            type="filepath",
+            image_mode=None,
+            sources=["upload", "clipboard"],
+            elem_id="source",
+            height=280,
+        )
+    }
     if examples:
-        gr.Examples(examples=[[p] for p in examples], inputs=[c["source"]],
-                    label="Examples", examples_per_page=12)
+        gr.Examples(
+            examples=[[p] for p in examples],
+            inputs=[c["source"]],
+            label="Examples",
+            examples_per_page=12,
+        )
     with gr.Row():
-        c["domain"] = gr.Dropdown(list(logic.domain_names), value=logic.domain_names[0],
-                                  label="Target domain", elem_id="domain")
-        c["mode"] = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from",
-                             elem_id="mode")
+        c["domain"] = gr.Dropdown(
+            list(logic.domain_names),
+            value=logic.domain_names[0],
+            label="Target domain",
+            elem_id="domain",
+        )
+        c["mode"] = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from", elem_id="mode")
     with gr.Group(visible=True) as c["latent_box"]:
         with gr.Row(equal_height=True):
             c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
             c["new_style"] = gr.Button("New style", elem_id="new-style")
         with gr.Row():
             c["psi"] = gr.Slider(
-                0.0, 1.0, value=1.0, step=0.05, interactive=supports_psi,
-                elem_id="psi", label="ψ",
+                0.0,
+                1.0,
+                value=1.0,
+                step=0.05,
+                interactive=supports_psi,
+                elem_id="psi",
+                label="ψ",
                 info="0: the domain's mean style; 1: the style as drawn"
                 + ("" if supports_psi else " (this model: 1 only)"),
             )
-            c["styles_n"] = gr.Slider(1, MAX_STYLES, value=num_styles, step=1,
-                                      label="Styles in the row",
-                                      info="seed, seed + 1, ...", elem_id="num-styles")
+            c["styles_n"] = gr.Slider(
+                1,
+                MAX_STYLES,
+                value=num_styles,
+                step=1,
+                label="Styles in the row",
+                info="seed, seed + 1, ...",
+                elem_id="num-styles",
+            )
     with gr.Group(visible=False) as c["reference_box"]:
-        c["reference"] = gr.Image(label="Reference image (of the target domain)",
-                                  type="filepath", image_mode=None,
-                                  sources=["upload", "clipboard"], elem_id="reference",
-                                  height=240)
+        c["reference"] = gr.Image(
+            label="Reference image (of the target domain)",
+            type="filepath",
+            image_mode=None,
+            sources=["upload", "clipboard"],
+            elem_id="reference",
+            height=240,
+        )
     c["run"] = gr.Button("Translate", variant="primary", elem_id="translate")
     return c
 
@@ -147,10 +193,22 @@ def _output_components(gr):
     """The right column: the status line, the result and the row of styles."""
     return {
         "status": gr.Textbox(label="Status", interactive=False, lines=2, elem_id="status"),
-        "result": gr.Image(label="Result", type="numpy", format="png", interactive=False,
-                           elem_id="result", height=360),
-        "styles": gr.Gallery(label="Row of styles (seed, seed + 1, ...)", format="png",
-                             columns=4, height="auto", elem_id="styles", object_fit="contain"),
+        "result": gr.Image(
+            label="Result",
+            type="numpy",
+            format="png",
+            interactive=False,
+            elem_id="result",
+            height=360,
+        ),
+        "styles": gr.Gallery(
+            label="Row of styles (seed, seed + 1, ...)",
+            format="png",
+            columns=4,
+            height="auto",
+            elem_id="styles",
+            object_fit="contain",
+        ),
     }
 
 
@@ -182,18 +240,30 @@ def _wire_events(gr, logic, c):
             return gr.update(), gr.update(), shown(result)
         return result.image, result.styles, shown(result)
 
-    c["mode"].change(lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
-                     inputs=c["mode"], outputs=[c["latent_box"], c["reference_box"]])
-    c["source"].upload(lambda p: check_upload(p, "source image"), inputs=c["source"],
-                       outputs=[c["source"], c["status"]], preprocess=False)
-    c["reference"].upload(lambda p: check_upload(p, "reference image"), inputs=c["reference"],
-                          outputs=[c["reference"], c["status"]], preprocess=False)
+    c["mode"].change(
+        lambda m: (gr.update(visible=m == LATENT), gr.update(visible=m == REFERENCE)),
+        inputs=c["mode"],
+        outputs=[c["latent_box"], c["reference_box"]],
+    )
+    c["source"].upload(
+        lambda p: check_upload(p, "source image"),
+        inputs=c["source"],
+        outputs=[c["source"], c["status"]],
+        preprocess=False,
+    )
+    c["reference"].upload(
+        lambda p: check_upload(p, "reference image"),
+        inputs=c["reference"],
+        outputs=[c["reference"], c["status"]],
+        preprocess=False,
+    )
     inputs = [c[k] for k in ("mode", "source", "reference", "domain", "seed", "psi", "styles_n")]
     outputs = [c["result"], c["styles"], c["status"]]
     c["run"].click(translate, inputs=inputs, outputs=outputs, preprocess=False)
     c["seed"].submit(translate, inputs=inputs, outputs=outputs, preprocess=False)
     c["new_style"].click(lambda: (new_seed(), LATENT), outputs=[c["seed"], c["mode"]]).then(
-        translate, inputs=inputs, outputs=outputs, preprocess=False)
+        translate, inputs=inputs, outputs=outputs, preprocess=False
+    )
 
 
 def main(argv):
@@ -209,16 +279,31 @@ def main(argv):
         font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
     )
     page.queue(default_concurrency_limit=1)  # One translation at a time: the model is shared.
-    page.launch(server_name=FLAGS.host, server_port=FLAGS.port, share=False, inbrowser=False,
-                quiet=True, show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                footer_links=[], theme=theme, css=page_css(logic.img_size),
-                prevent_thread_lock=True)
+    page.launch(
+        server_name=FLAGS.host,
+        server_port=FLAGS.port,
+        share=False,
+        inbrowser=False,
+        quiet=True,
+        show_error=False,
+        max_file_size=MAX_UPLOAD,
+        ssr_mode=False,
+        footer_links=[],
+        theme=theme,
+        css=page_css(logic.img_size),
+        prevent_thread_lock=True,
+    )
     url = f"http://{FLAGS.host}:{FLAGS.port}"
-    reach = ("this machine only; --host 0.0.0.0 serves every network interface"
-             if FLAGS.host in ("127.0.0.1", "localhost", "::1") else
-             "other machines can open it: anyone who reaches this port can use the model")
-    print(f"Serving the web demo of {FLAGS.checkpoint} at {url} (bound to {FLAGS.host}: {reach}). "
-          "Ctrl+C stops it.", flush=True)
+    reach = (
+        "this machine only; --host 0.0.0.0 serves every network interface"
+        if FLAGS.host in ("127.0.0.1", "localhost", "::1")
+        else "other machines can open it: anyone who reaches this port can use the model"
+    )
+    print(
+        f"Serving the web demo of {FLAGS.checkpoint} at {url} (bound to {FLAGS.host}: {reach}). "
+        "Ctrl+C stops it.",
+        flush=True,
+    )
     try:
         page.block_thread()
     except KeyboardInterrupt:

@@ -79,8 +79,15 @@ def run(main, expand_argv=None):
 
 
 # The model flags: shared by the converter, training and the configs/*.cfg flagfiles.
-TRAINING_DEFAULTS = {"img_size": 256, "style_dim": 64, "latent_dim": 16, "max_conv_dim": 512,
-                     "dim_in": 0, "w_hpf": 1.0, "decoder": "adain"}
+TRAINING_DEFAULTS = {
+    "img_size": 256,
+    "style_dim": 64,
+    "latent_dim": 16,
+    "max_conv_dim": 512,
+    "dim_in": 0,
+    "w_hpf": 1.0,
+    "decoder": "adain",
+}
 
 
 def define_model_flags(flag_values=flags.FLAGS, defaults=None):
@@ -100,32 +107,52 @@ def define_model_flags(flag_values=flags.FLAGS, defaults=None):
         return value, (f" (official: {official}).{note}" if official else f".{note}")
 
     v, n = default("img_size", "256")
-    flags.DEFINE_integer("img_size", v, "Image height and width in pixels, a power of two >= 32"
-                         + n, flag_values=f)
+    flags.DEFINE_integer(
+        "img_size", v, "Image height and width in pixels, a power of two >= 32" + n, flag_values=f
+    )
     v, n = default("style_dim", "64")
     flags.DEFINE_integer("style_dim", v, "Length of the style code s" + n, flag_values=f)
     v, n = default("latent_dim", "16")
     flags.DEFINE_integer("latent_dim", v, "Length of the latent code z" + n, flag_values=f)
     v, n = default("num_domains", "")
-    flags.DEFINE_integer("num_domains", v, "Number of domains (training: must match the data)" + n,
-                         flag_values=f)
+    flags.DEFINE_integer(
+        "num_domains", v, "Number of domains (training: must match the data)" + n, flag_values=f
+    )
     v, n = default("max_conv_dim", "512")
     flags.DEFINE_integer("max_conv_dim", v, "Cap on the channels of any block" + n, flag_values=f)
     v, n = default("dim_in", "2**14 // img_size")
-    flags.DEFINE_integer("dim_in", v, "Channels of the first convolution; 0 = the official "
-                         "2**14 // img_size; smaller makes CPU-sized models" + n, flag_values=f)
+    flags.DEFINE_integer(
+        "dim_in",
+        v,
+        "Channels of the first convolution; 0 = the official "
+        "2**14 // img_size; smaller makes CPU-sized models" + n,
+        flag_values=f,
+    )
     v, n = default("w_hpf", "1 for CelebA-HQ, 0 for AFHQ")
-    flags.DEFINE_float("w_hpf", v, "Weight of the generator's high-pass path (faces); 0 disables "
-                       "it; converting: read from the file's hpf.filter when present" + n,
-                       flag_values=f)
+    flags.DEFINE_float(
+        "w_hpf",
+        v,
+        "Weight of the generator's high-pass path (faces); 0 disables "
+        "it; converting: read from the file's hpf.filter when present" + n,
+        flag_values=f,
+    )
     v, n = default("decoder", "adain")
-    flags.DEFINE_enum("decoder", v, ["adain", "modconv"], "Generator decoder: adain (the paper's "
-                      "AdaIN blocks) or modconv (StyleGAN2 modulated convolutions with an RGB skip "
-                      "stream, for 512 px; no official weights exist for it)" + n, flag_values=f)
-    flags.DEFINE_list("domain_names", [],
-                      "Domain names in id order: CelebA-HQ female,male; AFHQ cat,dog,wild. "
-                      "Converting: default domain0,domain1,...; training: must match the data.",
-                      flag_values=f)
+    flags.DEFINE_enum(
+        "decoder",
+        v,
+        ["adain", "modconv"],
+        "Generator decoder: adain (the paper's "
+        "AdaIN blocks) or modconv (StyleGAN2 modulated convolutions with an RGB skip "
+        "stream, for 512 px; no official weights exist for it)" + n,
+        flag_values=f,
+    )
+    flags.DEFINE_list(
+        "domain_names",
+        [],
+        "Domain names in id order: CelebA-HQ female,male; AFHQ cat,dog,wild. "
+        "Converting: default domain0,domain1,...; training: must match the data.",
+        flag_values=f,
+    )
 
 
 def model_overrides(flag_values=flags.FLAGS):
@@ -139,11 +166,16 @@ def model_overrides(flag_values=flags.FLAGS):
 # The model directory a tool reads: sample, translate, export, evaluate (and the web app).
 def define_checkpoint_flags(what="load", flag_values=flags.FLAGS):
     """Defines --checkpoint (a model directory) and --step (None: the latest checkpoint)."""
-    flags.DEFINE_string("checkpoint", None, "Model directory: a training workdir or a converted "
-                        "official checkpoint (its EMA networks are used when present).",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("step", None, f"Checkpoint step to {what} (default: the latest).",
-                         flag_values=flag_values)
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "Model directory: a training workdir or a converted "
+        "official checkpoint (its EMA networks are used when present).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "step", None, f"Checkpoint step to {what} (default: the latest).", flag_values=flag_values
+    )
 
 
 # The weights and settings of the official evaluation protocol: evaluate, and train's --eval_every.
@@ -151,19 +183,36 @@ def define_eval_flags(flag_values=flags.FLAGS):
     """Defines --inception, --inception_weights, --alexnet_weights, --lpips_weights and
     --num_outs_per_domain (empty weight paths: not given)."""
     f = flag_values
-    flags.DEFINE_enum("inception", "official", ["official", "fid"], "FID feature extractor: "
-                      "official (torchvision's ImageNet InceptionV3, as the StarGAN v2 code: the "
-                      "paper's numbers) or fid (pytorch-fid's FID Inception: comparable across "
-                      "papers).", flag_values=f)
-    flags.DEFINE_string("inception_weights", "", "The Inception weights: torchvision's "
-                        "inception_v3_google-0cc3c7bd.pth (official) or pytorch-fid's "
-                        "pt_inception-2015-12-05-6726825d.pth (fid).", flag_values=f)
-    flags.DEFINE_string("alexnet_weights", "", "torchvision's alexnet-owt-7be5be79.pth (LPIPS).",
-                        flag_values=f)
-    flags.DEFINE_string("lpips_weights", "", "The official metrics/lpips_weights.ckpt (LPIPS).",
-                        flag_values=f)
-    flags.DEFINE_integer("num_outs_per_domain", 10, "Outputs per source image and task in the "
-                         "evaluation (official: 10).", flag_values=f)
+    flags.DEFINE_enum(
+        "inception",
+        "official",
+        ["official", "fid"],
+        "FID feature extractor: "
+        "official (torchvision's ImageNet InceptionV3, as the StarGAN v2 code: the "
+        "paper's numbers) or fid (pytorch-fid's FID Inception: comparable across "
+        "papers).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "inception_weights",
+        "",
+        "The Inception weights: torchvision's "
+        "inception_v3_google-0cc3c7bd.pth (official) or pytorch-fid's "
+        "pt_inception-2015-12-05-6726825d.pth (fid).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "alexnet_weights", "", "torchvision's alexnet-owt-7be5be79.pth (LPIPS).", flag_values=f
+    )
+    flags.DEFINE_string(
+        "lpips_weights", "", "The official metrics/lpips_weights.ckpt (LPIPS).", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "num_outs_per_domain",
+        10,
+        "Outputs per source image and task in the evaluation (official: 10).",
+        flag_values=f,
+    )
 
 
 def config_from_flags(cls, flag_values=flags.FLAGS, **given):
@@ -174,6 +223,7 @@ def config_from_flags(cls, flag_values=flags.FLAGS, **given):
     """
     import dataclasses
 
-    values = {f.name: flag_values[f.name].value
-              for f in dataclasses.fields(cls) if f.name not in given}
+    values = {
+        f.name: flag_values[f.name].value for f in dataclasses.fields(cls) if f.name not in given
+    }
     return cls(**values, **given)

@@ -41,7 +41,11 @@ class ModelConfig:
         object.__setattr__(self, "domain_names", names)
         object.__setattr__(self, "w_hpf", float(self.w_hpf))
         problems = []
-        if not isinstance(self.img_size, int) or self.img_size < 32 or self.img_size & (self.img_size - 1):
+        if (
+            not isinstance(self.img_size, int)
+            or self.img_size < 32
+            or self.img_size & (self.img_size - 1)
+        ):
             problems.append(f"img_size={self.img_size!r} must be a power of two >= 32")
         for field in ("style_dim", "latent_dim", "num_domains", "max_conv_dim"):
             value = getattr(self, field)

@@ -30,15 +30,21 @@ from stargan_tf.errors import UserError
 from stargan_tf.model_card import file_sha256
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None,
-                    "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt).")
+flags.DEFINE_string(
+    "checkpoint", None, "Official checkpoint file (*_nets_ema.ckpt or *_nets.ckpt)."
+)
 flags.DEFINE_string("out", None, "Model directory to write (config.json + TF checkpoint).")
 cli.define_model_flags()
-flags.DEFINE_integer("step", None,
-                     "Training step to record; default: from the file name (100000_...).")
+flags.DEFINE_integer(
+    "step", None, "Training step to record; default: from the file name (100000_...)."
+)
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it already holds files.")
-flags.DEFINE_string("wing_path", "", "FAN weights (the official wing.ckpt) to store with a "
-                    "w_hpf > 0 model whose checkpoint has no 'fan' entry; ignored otherwise.")
+flags.DEFINE_string(
+    "wing_path",
+    "",
+    "FAN weights (the official wing.ckpt) to store with a "
+    "w_hpf > 0 model whose checkpoint has no 'fan' entry; ignored otherwise.",
+)
 
 
 def step_from_filename(path):
@@ -88,18 +94,26 @@ def main(argv):
             logging.warning(
                 "%s has w_hpf=%g but no 'fan' entry: sampling and export will refuse the model "
                 "until it has the FAN; convert again with --wing_path=wing.ckpt (official "
-                "repository: bash download.sh wing).", FLAGS.checkpoint, config.w_hpf)
+                "repository: bash download.sh wing).",
+                FLAGS.checkpoint,
+                config.w_hpf,
+            )
     networks = oc.networks_from_state(state, config, FLAGS.checkpoint, fan=fan)
     # Official *_nets_ema.ckpt files hold the EMA networks (no discriminator); *_nets.ckpt the
     # trained ones.
     ema = "_nets_ema" in os.path.basename(FLAGS.checkpoint) or "discriminator" not in state
     step = FLAGS.step if FLAGS.step is not None else step_from_filename(FLAGS.checkpoint)
     # The card and config.json name the file and its SHA-256: which weights these are.
-    source = {"official_checkpoint": os.path.abspath(FLAGS.checkpoint),
-              "sha256": file_sha256(FLAGS.checkpoint), "step": step, "inferred": inferred}
+    source = {
+        "official_checkpoint": os.path.abspath(FLAGS.checkpoint),
+        "sha256": file_sha256(FLAGS.checkpoint),
+        "step": step,
+        "inferred": inferred,
+    }
     write_model_dir(networks, FLAGS.out, step, ema, source)
-    nets = ", ".join([name for name, _ in networks.items()]
-                     + (["fan"] if networks.fan is not None else []))
+    nets = ", ".join(
+        [name for name, _ in networks.items()] + (["fan"] if networks.fan is not None else [])
+    )
     print(
         f"Converted {FLAGS.checkpoint} -> {FLAGS.out} ({'EMA' if ema else 'trained'} networks: "
         f"{nets}; "

@@ -15,5 +15,5 @@ def describe(error, limit=200):
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text).strip()
     line = text.splitlines()[0] if text else type(error).__name__
     if len(line) > limit:
-        line = line[: limit // 2 - 2] + " … " + line[-(limit // 2 - 2):]
+        line = line[: limit // 2 - 2] + " … " + line[-(limit // 2 - 2) :]
     return line

@@ -20,20 +20,36 @@ from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 cli.define_checkpoint_flags("evaluate")
-flags.DEFINE_string("train_data", None, "Training images, the FID's real side: an image folder "
-                    "root/<domain>/ (official layout), a TFRecord split or tfds:NAME[:split].")
+flags.DEFINE_string(
+    "train_data",
+    None,
+    "Training images, the FID's real side: an image folder "
+    "root/<domain>/ (official layout), a TFRecord split or tfds:NAME[:split].",
+)
 flags.DEFINE_string("val_data", None, "Validation images (sources and references), same forms.")
-flags.DEFINE_enum("mode", "both", ["latent", "reference", "both"], "Latent-guided, "
-                  "reference-guided or both.")
+flags.DEFINE_enum(
+    "mode", "both", ["latent", "reference", "both"], "Latent-guided, reference-guided or both."
+)
 cli.define_eval_flags()
 flags.DEFINE_integer("val_batch_size", 32, "Source images per batch (official: 32).")
 flags.DEFINE_integer("seed", 777, "Seed of the latent codes and the reference order.")
-flags.DEFINE_string("out", None, "Output directory: metrics_<step>.json, TensorBoard scalars "
-                    "and, with --save_images, the outputs.")
-flags.DEFINE_boolean("save_images", False, "Also write every output as PNG under "
-                     "OUT/<mode>/<task>/ (as the official code does).")
-flags.DEFINE_string("stats_cache", None, "Directory caching the training images' FID "
-                    "statistics (default: ~/.cache/stargan_tf/fid_stats); '' = no cache.")
+flags.DEFINE_string(
+    "out",
+    None,
+    "Output directory: metrics_<step>.json, TensorBoard scalars "
+    "and, with --save_images, the outputs.",
+)
+flags.DEFINE_boolean(
+    "save_images",
+    False,
+    "Also write every output as PNG under OUT/<mode>/<task>/ (as the official code does).",
+)
+flags.DEFINE_string(
+    "stats_cache",
+    None,
+    "Directory caching the training images' FID "
+    "statistics (default: ~/.cache/stargan_tf/fid_stats); '' = no cache.",
+)
 
 
 def _eval_config():
@@ -48,14 +64,18 @@ def _eval_config():
         if value and not value.startswith("tfds:") and not os.path.isdir(value):
             raise UserError(f"--{name}={value} is not a directory.")
     config = EvalConfig(
-        train_data=FLAGS.train_data or "", val_data=FLAGS.val_data or "",
+        train_data=FLAGS.train_data or "",
+        val_data=FLAGS.val_data or "",
         inception_weights=FLAGS.inception_weights or "",
-        alexnet_weights=FLAGS.alexnet_weights or "", lpips_weights=FLAGS.lpips_weights or "",
+        alexnet_weights=FLAGS.alexnet_weights or "",
+        lpips_weights=FLAGS.lpips_weights or "",
         modes=MODES if FLAGS.mode == "both" else (FLAGS.mode,),
-        inception=FLAGS.inception, num_outs_per_domain=FLAGS.num_outs_per_domain,
-        val_batch_size=FLAGS.val_batch_size, seed=FLAGS.seed,
-        stats_cache=(DEFAULT_CACHE_DIR if FLAGS.stats_cache is None
-                     else FLAGS.stats_cache))
+        inception=FLAGS.inception,
+        num_outs_per_domain=FLAGS.num_outs_per_domain,
+        val_batch_size=FLAGS.val_batch_size,
+        seed=FLAGS.seed,
+        stats_cache=(DEFAULT_CACHE_DIR if FLAGS.stats_cache is None else FLAGS.stats_cache),
+    )
     config.validate()
     return config
 
@@ -78,8 +98,10 @@ def main(argv):
     results = protocol.evaluate(networks, metrics, step=step, image_dir=image_dir)
     path = os.path.join(FLAGS.out, f"metrics_{step:06d}.json")
     protocol.write_results(results, path, tf.summary.create_file_writer(FLAGS.out), step)
-    means = ", ".join(f"{mode}: FID {results[f'FID_{mode}/mean']:.2f}, LPIPS "
-                      f"{results[f'LPIPS_{mode}/mean']:.4f}" for mode in config.modes)
+    means = ", ".join(
+        f"{mode}: FID {results[f'FID_{mode}/mean']:.2f}, LPIPS {results[f'LPIPS_{mode}/mean']:.4f}"
+        for mode in config.modes
+    )
     logging.info("Step %d: %s", step, means)
     print(f"Wrote {path} ({means}).")
 

@@ -21,15 +21,24 @@ from stargan_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 cli.define_checkpoint_flags("export")
-flags.DEFINE_string("export_dir", None, "Base directory of the exported versions (TF Serving's "
-                    "model_base_path).")
-flags.DEFINE_integer("version", None, "Version to write (a positive integer; default: the next "
-                     "free one). An existing version is never overwritten.")
+flags.DEFINE_string(
+    "export_dir", None, "Base directory of the exported versions (TF Serving's model_base_path)."
+)
+flags.DEFINE_integer(
+    "version",
+    None,
+    "Version to write (a positive integer; default: the next "
+    "free one). An existing version is never overwritten.",
+)
 flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "Encoding of the *_bytes outputs.")
-flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "onnx", "litert"],
-                  "savedmodel: for TF Serving, in BASE/<version>/; onnx or litert: the files of "
-                  "the four inference paths in --export_dir (a new directory), for ONNX Runtime "
-                  'or LiteRT (pip install "stargan-tf[onnx]" or "stargan-tf[litert]").')
+flags.DEFINE_enum(
+    "format",
+    "savedmodel",
+    ["savedmodel", "onnx", "litert"],
+    "savedmodel: for TF Serving, in BASE/<version>/; onnx or litert: the files of "
+    "the four inference paths in --export_dir (a new directory), for ONNX Runtime "
+    'or LiteRT (pip install "stargan-tf[onnx]" or "stargan-tf[litert]").',
+)
 
 
 def _dir_size(path):
@@ -50,18 +59,23 @@ def main(argv):
         from stargan_tf.inference import portable
 
         if FLAGS.version is not None:
-            raise UserError(f"--version is for --format=savedmodel (TF Serving's versions); "
-                            f"--format={FLAGS.format} writes --export_dir itself.")
-        print(portable.export_model_dir(FLAGS.checkpoint, FLAGS.step, FLAGS.export_dir,
-                                        FLAGS.format))
+            raise UserError(
+                f"--version is for --format=savedmodel (TF Serving's versions); "
+                f"--format={FLAGS.format} writes --export_dir itself."
+            )
+        print(
+            portable.export_model_dir(FLAGS.checkpoint, FLAGS.step, FLAGS.export_dir, FLAGS.format)
+        )
         return
     if FLAGS.version is not None:
         if FLAGS.version < 1:
             raise UserError(f"--version={FLAGS.version} must be a positive integer.")
         existing = os.path.join(FLAGS.export_dir, str(FLAGS.version))
         if os.path.exists(existing):
-            raise UserError(f"{existing} exists: version {FLAGS.version} was exported already; "
-                            "versions are never overwritten (omit --version for the next one).")
+            raise UserError(
+                f"{existing} exists: version {FLAGS.version} was exported already; "
+                "versions are never overwritten (omit --version for the next one)."
+            )
     from stargan_tf.inference import models, serving
 
     start = time.monotonic()
@@ -72,13 +86,21 @@ def main(argv):
     card = model_dir.export_card(FLAGS.checkpoint, FLAGS.step, ema)
     # The mean styles of the *_psi signatures, from the model directory's cache when there.
     s_avg = mean_style.mean_styles(networks, model_dir=FLAGS.checkpoint)
-    path = serving.export_versioned(networks, FLAGS.export_dir, FLAGS.version, FLAGS.image_format,
-                                    model_card=card, mean_styles=s_avg)
+    path = serving.export_versioned(
+        networks,
+        FLAGS.export_dir,
+        FLAGS.version,
+        FLAGS.image_format,
+        model_card=card,
+        mean_styles=s_avg,
+    )
     logging.info("Exported in %.1f s.", time.monotonic() - start)
     c = networks.config
-    print(f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "
-          f"{FLAGS.checkpoint} to {path} ({_dir_size(path) / 2**20:.1f} MiB; img_size "
-          f"{c.img_size}, domains {','.join(c.domain_names)}).")
+    print(
+        f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "
+        f"{FLAGS.checkpoint} to {path} ({_dir_size(path) / 2**20:.1f} MiB; img_size "
+        f"{c.img_size}, domains {','.join(c.domain_names)})."
+    )
 
 
 def run():

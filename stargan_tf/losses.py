@@ -38,7 +38,9 @@ def r1_penalty(discriminator, x_real, y_org):
 
 def _branch(z, ref):
     if (z is None) == (ref is None):
-        raise ValueError("Give exactly one of the latent input (z) and the reference input (x_ref).")
+        raise ValueError(
+            "Give exactly one of the latent input (z) and the reference input (x_ref)."
+        )
     return "latent" if z is not None else "ref"
 
 
@@ -49,8 +51,9 @@ def target_style(nets, y_trg, z_trg=None, x_ref=None):
     return nets.style_encoder(x_ref, y_trg)
 
 
-def discriminator_loss(nets, x_real, y_org, y_trg, z_trg=None, x_ref=None, masks=None,
-                       lambda_reg=1.0):
+def discriminator_loss(
+    nets, x_real, y_org, y_trg, z_trg=None, x_ref=None, masks=None, lambda_reg=1.0
+):
     """D's loss: real images of y_org are real, translations into y_trg are fake, plus R1.
 
     Args:
@@ -77,8 +80,19 @@ def discriminator_loss(nets, x_real, y_org, y_trg, z_trg=None, x_ref=None, masks
     return total, {prefix + "real": loss_real, prefix + "fake": loss_fake, prefix + "reg": loss_reg}
 
 
-def generator_loss(nets, x_real, y_org, y_trg, z_trgs=None, x_refs=None, masks=None, fan=None,
-                   lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0):
+def generator_loss(
+    nets,
+    x_real,
+    y_org,
+    y_trg,
+    z_trgs=None,
+    x_refs=None,
+    masks=None,
+    fan=None,
+    lambda_sty=1.0,
+    lambda_ds=1.0,
+    lambda_cyc=1.0,
+):
     """G's loss: adversarial + style reconstruction - diversity sensitive + cycle consistency.
 
     Args:
@@ -120,8 +134,12 @@ def generator_loss(nets, x_real, y_org, y_trg, z_trgs=None, x_refs=None, masks=N
 
     total = loss_adv + lambda_sty * loss_sty - lambda_ds * loss_ds + lambda_cyc * loss_cyc
     prefix = f"G/{branch}/"
-    return total, {prefix + "adv": loss_adv, prefix + "sty": loss_sty, prefix + "ds": loss_ds,
-                   prefix + "cyc": loss_cyc}
+    return total, {
+        prefix + "adv": loss_adv,
+        prefix + "sty": loss_sty,
+        prefix + "ds": loss_ds,
+        prefix + "cyc": loss_cyc,
+    }
 
 
 def lambda_ds_at(step, lambda_ds, ds_iter):

@@ -32,25 +32,45 @@ flags.DEFINE_string("train_dir", None, "Image folder of the train split: <train_
 flags.DEFINE_string("val_dir", None, "Image folder of the val split; same domains as train.")
 flags.DEFINE_string("output_dir", None, "Directory to write <output_dir>/train (and /val) into.")
 flags.DEFINE_integer(
-    "img_size", None,
+    "img_size",
+    None,
     "Side of the square output images, in pixels. Each image is center-cropped to a square on its "
     "short side, then resized once (Lanczos) to img_size x img_size: no stretching, no padding.",
-    lower_bound=1)
-flags.DEFINE_integer("min_size", 32, "Skip images whose short side is below this, in pixels.",
-                     lower_bound=1)
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "min_size", 32, "Skip images whose short side is below this, in pixels.", lower_bound=1
+)
 flags.DEFINE_string(
-    "num_shards", "auto",
+    "num_shards",
+    "auto",
     "Shard files per split: a positive number, or 'auto' for shards of about "
-    f"{tfrecords.TARGET_SHARD_BYTES >> 20} MiB (estimated from img_size and --format).")
-flags.DEFINE_integer("workers", None, "Threads decoding, resizing and encoding images; "
-                     f"default: the number of CPUs ({os.cpu_count()} here).", lower_bound=1)
-flags.DEFINE_enum("format", "jpeg", list(tfrecords.IMAGE_FORMATS),
-                  "Encoding of converted images (images kept as they are keep theirs).")
-flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of converted images, with --format=jpeg.",
-                     lower_bound=1, upper_bound=100)
+    f"{tfrecords.TARGET_SHARD_BYTES >> 20} MiB (estimated from img_size and --format).",
+)
+flags.DEFINE_integer(
+    "workers",
+    None,
+    "Threads decoding, resizing and encoding images; "
+    f"default: the number of CPUs ({os.cpu_count()} here).",
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "format",
+    "jpeg",
+    list(tfrecords.IMAGE_FORMATS),
+    "Encoding of converted images (images kept as they are keep theirs).",
+)
+flags.DEFINE_integer(
+    "jpeg_quality",
+    95,
+    "JPEG quality of converted images, with --format=jpeg.",
+    lower_bound=1,
+    upper_bound=100,
+)
 flags.DEFINE_integer("seed", 0, "Seed of the shuffle that spreads records over the shards.")
-flags.DEFINE_boolean("overwrite", False,
-                     "Replace an existing split written by this tool (its other files are kept).")
+flags.DEFINE_boolean(
+    "overwrite", False, "Replace an existing split written by this tool (its other files are kept)."
+)
 
 
 def parse_num_shards(value):
@@ -70,7 +90,8 @@ def check_output_outside(output_dir, flag, root):
     if os.path.commonpath([out, root_real]) == root_real:
         raise UserError(
             f"--output_dir={output_dir} is inside --{flag}={root}: it would be read as image "
-            "folders; write it elsewhere.")
+            "folders; write it elsewhere."
+        )
 
 
 def main(argv):
@@ -91,10 +112,19 @@ def main(argv):
 
     for name, root in splits:
         summary = tfrecords.write_split(
-            root, found[name], os.path.join(FLAGS.output_dir, name), FLAGS.img_size,
-            min_size=FLAGS.min_size, image_format=FLAGS.format, jpeg_quality=FLAGS.jpeg_quality,
-            num_shards=num_shards, workers=FLAGS.workers, seed=FLAGS.seed,
-            overwrite=FLAGS.overwrite, progress=tfrecords.ProgressLine(name))
+            root,
+            found[name],
+            os.path.join(FLAGS.output_dir, name),
+            FLAGS.img_size,
+            min_size=FLAGS.min_size,
+            image_format=FLAGS.format,
+            jpeg_quality=FLAGS.jpeg_quality,
+            num_shards=num_shards,
+            workers=FLAGS.workers,
+            seed=FLAGS.seed,
+            overwrite=FLAGS.overwrite,
+            progress=tfrecords.ProgressLine(name),
+        )
         print(tfrecords.format_summary(name, summary), flush=True)
 
 

@@ -20,16 +20,29 @@ OFFICIAL_REPO = "https://github.com/clovaai/stargan-v2"
 CC_BY_NC = "https://creativecommons.org/licenses/by-nc/4.0/"
 ATTRIBUTION = (
     "StarGAN v2: Diverse Image Synthesis for Multiple Domains, Yunjey Choi, Youngjung Uh, "
-    f"Jaejun Yoo and Jung-Woo Ha (CVPR 2020), Clova AI Research, NAVER Corp. ({OFFICIAL_REPO})")
+    f"Jaejun Yoo and Jung-Woo Ha (CVPR 2020), Clova AI Research, NAVER Corp. ({OFFICIAL_REPO})"
+)
 OFFICIAL_LICENSE = (
     "The weights are converted from the official StarGAN v2 checkpoints of "
     f"{ATTRIBUTION}, which are licensed under Creative Commons Attribution-NonCommercial 4.0 "
     f"International (CC BY-NC 4.0, {CC_BY_NC}). This converted copy (and anything trained or "
-    "exported from it) stays under CC BY-NC 4.0: non-commercial use only, with this attribution.")
+    "exported from it) stays under CC BY-NC 4.0: non-commercial use only, with this attribution."
+)
 CODE_LICENSE = "The stargan_tf code that wrote this model is MIT-licensed."
 # Training settings the card lists (the rest is in config.json).
-TRAIN_KEYS = ("total_iters", "batch_size", "lr", "f_lr", "lambda_ds", "lambda_reg", "lambda_sty",
-              "lambda_cyc", "ema_beta", "seed", "mixed_precision")
+TRAIN_KEYS = (
+    "total_iters",
+    "batch_size",
+    "lr",
+    "f_lr",
+    "lambda_ds",
+    "lambda_reg",
+    "lambda_sty",
+    "lambda_cyc",
+    "ema_beta",
+    "seed",
+    "mixed_precision",
+)
 
 
 def file_sha256(path):
@@ -63,7 +76,8 @@ def _model_rows(model):
     w_hpf = model.get("w_hpf", 0)
     decoder = model.get("decoder", "adain")
     return [
-        "| | |", "|---|---|",
+        "| | |",
+        "|---|---|",
         f"| Domains | {', '.join(model.get('domain_names') or [])} "
         f"({model.get('num_domains')}; ids in this order) |",
         f"| Image size | {model.get('img_size')} x {model.get('img_size')} RGB |",
@@ -75,7 +89,8 @@ def _model_rows(model):
         + (f"{model['dim_in']}" if model.get("dim_in") else "the official 2**14 // img_size")
         + " |",
         f"| w_hpf | {w_hpf:g} ("
-        + ("face masks from the FAN" if w_hpf > 0 else "no face masks") + ") |",
+        + ("face masks from the FAN" if w_hpf > 0 else "no face masks")
+        + ") |",
     ]
 
 
@@ -84,8 +99,12 @@ def _init_lines(init):
     if not init or not init.get("summary"):
         return []
     head, *items = init["summary"]
-    out = ["", f"Started from `{init.get('from')}` ({init.get('kind')}, {init.get('checkpoint')}, "
-           f"step {init.get('step')}), {head.split(' ', 1)[0]}:", ""]
+    out = [
+        "",
+        f"Started from `{init.get('from')}` ({init.get('kind')}, {init.get('checkpoint')}, "
+        f"step {init.get('step')}), {head.split(' ', 1)[0]}:",
+        "",
+    ]
     for item in items:
         depth = (len(item) - len(item.lstrip())) // 2
         out.append("  " * depth + "- " + item.strip())
@@ -103,57 +122,87 @@ def card_text(meta, exported_from=None):
     train = meta.get("train")
     source = meta.get("source") or {}
     official = _is_official(meta)
-    lines = ["# Model card: StarGAN v2 (stargan_tf)", "",
-             "StarGAN v2 (Choi et al., CVPR 2020) networks in TensorFlow 2 / Keras 3: a generator "
-             "that translates an image into any of the domains below, in many styles, guided by "
-             "a random latent code (mapping network) or by a reference image (style encoder). "
-             + ("A TF Serving SavedModel (signatures: stargan_tf/inference/serving.py)."
-                if exported_from else "Load it with `stargan_tf.load_networks(DIR)`."),
-             "", *_model_rows(model), "", "## How it was made", ""]
+    lines = [
+        "# Model card: StarGAN v2 (stargan_tf)",
+        "",
+        "StarGAN v2 (Choi et al., CVPR 2020) networks in TensorFlow 2 / Keras 3: a generator "
+        "that translates an image into any of the domains below, in many styles, guided by "
+        "a random latent code (mapping network) or by a reference image (style encoder). "
+        + (
+            "A TF Serving SavedModel (signatures: stargan_tf/inference/serving.py)."
+            if exported_from
+            else "Load it with `stargan_tf.load_networks(DIR)`."
+        ),
+        "",
+        *_model_rows(model),
+        "",
+        "## How it was made",
+        "",
+    ]
     if official:
         step = source.get("step")
         lines.append(
             f"Converted with stargan-tf-convert from the official PyTorch checkpoint "
             f"`{os.path.basename(source['official_checkpoint'])}` (SHA-256 "
             f"`{source.get('sha256', 'not recorded')}`)"
-            + (f", step {step}" if step is not None else "") + ".")
+            + (f", step {step}" if step is not None else "")
+            + "."
+        )
     elif train:
-        settings = ", ".join(f"{k} {train[k]}" for k in TRAIN_KEYS if train.get(k) not in
-                             (None, ""))
+        settings = ", ".join(
+            f"{k} {train[k]}" for k in TRAIN_KEYS if train.get(k) not in (None, "")
+        )
         lines.append(
             f"Trained with stargan-tf-train on `{train.get('train_data')}` for "
             f"{train.get('total_iters')} iterations ({settings}); every setting is in "
             "config.json, the steps reached in the checkpoints"
             + (f"; initialised from `{train['init_from']}`" if train.get("init_from") else "")
-            + ".")
+            + "."
+        )
         lines += _init_lines(meta.get("init"))
     else:
-        lines.append("Written by `stargan_tf.save_networks`"
-                     + (f" (source: {source})" if source else "") + ".")
+        lines.append(
+            "Written by `stargan_tf.save_networks`"
+            + (f" (source: {source})" if source else "")
+            + "."
+        )
     provenance = meta.get("provenance") or {}
     if provenance:
-        lines.append("Software: " + ", ".join(f"{k} {v}" for k, v in sorted(provenance.items()))
-                     + ".")
+        lines.append(
+            "Software: " + ", ".join(f"{k} {v}" for k, v in sorted(provenance.items())) + "."
+        )
     if exported_from:
-        lines += ["", f"Exported with stargan-tf-export from `{exported_from['directory']}`, "
-                  f"step {exported_from.get('step')}, "
-                  + ("the EMA networks." if exported_from.get("ema", True)
-                     else "the trained networks (the checkpoint holds no EMA copies).")]
+        lines += [
+            "",
+            f"Exported with stargan-tf-export from `{exported_from['directory']}`, "
+            f"step {exported_from.get('step')}, "
+            + (
+                "the EMA networks."
+                if exported_from.get("ema", True)
+                else "the trained networks (the checkpoint holds no EMA copies)."
+            ),
+        ]
     lines += ["", "## License", ""]
     if official:
         lines.append(OFFICIAL_LICENSE)
     elif train:
         from_official = _init_from_official(train)
         if from_official:
-            lines.append("Initialised from weights converted from the official checkpoints: "
-                         + OFFICIAL_LICENSE)
+            lines.append(
+                "Initialised from weights converted from the official checkpoints: "
+                + OFFICIAL_LICENSE
+            )
         else:
             lines.append(
                 "Trained with stargan_tf; the terms of these weights are set by whoever trained "
                 "them and by the training data's license."
-                + (" If the model it was initialised from holds the official weights, CC BY-NC "
-                   f"4.0 applies ({CC_BY_NC}), with attribution to {ATTRIBUTION}."
-                   if from_official is None and train.get("init_from") else ""))
+                + (
+                    " If the model it was initialised from holds the official weights, CC BY-NC "
+                    f"4.0 applies ({CC_BY_NC}), with attribution to {ATTRIBUTION}."
+                    if from_official is None and train.get("init_from")
+                    else ""
+                )
+            )
     else:
         lines.append("The terms of these weights are set by whoever made them.")
     lines += ["", CODE_LICENSE, ""]

@@ -37,7 +37,8 @@ INDEX_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
 # What a save killed part-way leaves: TensorFlow writes the shards under `<prefix>-N_temp*/`.
 TEMP_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-\d+_temp")
 SLOTS = ("nets", "nets_ema", "fan")
-# The mean style of each domain (for ψ truncation), cached per weights (stargan_tf.inference.mean_style).
+# The mean style of each domain (for ψ truncation), cached per weights
+# (stargan_tf.inference.mean_style).
 MEAN_STYLES_SUBDIR = "mean_styles"
 
 
@@ -69,8 +70,11 @@ def checkpoint_step(path):
 def checkpoint_files(ckpt_dir, step):
     """Names of the files of checkpoint `step` in a checkpoint directory: index and data shards."""
     base = os.path.basename(checkpoint_prefix(ckpt_dir, step))
-    return [name for name in tf.io.gfile.listdir(ckpt_dir)
-            if name == base + ".index" or name.startswith(base + ".data-")]
+    return [
+        name
+        for name in tf.io.gfile.listdir(ckpt_dir)
+        if name == base + ".index" or name.startswith(base + ".data-")
+    ]
 
 
 def checkpoint_path(directory, step=None):
@@ -144,13 +148,18 @@ def save_networks(networks: Networks, directory, step=0, ema=True, source=None):
     if networks.fan is not None:  # the FAN of w_hpf > 0 models travels with them
         nodes["fan"] = fan_checkpoint(networks.fan)
     root = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **nodes)
-    manager = tf.train.CheckpointManager(root, checkpoint_dir(directory), max_to_keep=None,
-                                         checkpoint_name=CHECKPOINT_PREFIX)
+    manager = tf.train.CheckpointManager(
+        root, checkpoint_dir(directory), max_to_keep=None, checkpoint_name=CHECKPOINT_PREFIX
+    )
     # The checkpoint is complete (index and data) before CheckpointManager records it as latest;
     # the config is written last, atomically, so a directory with a config is a usable one.
     path = manager.save(checkpoint_number=step)
-    meta = {"format": FORMAT, "version": VERSION, "model": networks.config.to_dict(),
-            "source": source}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": networks.config.to_dict(),
+        "source": source,
+    }
     write_meta(directory, meta)
     model_card.write_card(directory, meta)  # what the weights are, how made, their license
     return path
@@ -214,8 +223,12 @@ def load_networks(directory, ema=None, step=None) -> Networks:
     root = tf.train.Checkpoint(**nodes)
     # expect_partial: the file may also hold optimizers and the other set of networks.
     root.read(path).assert_existing_objects_matched().expect_partial()
-    logging.info("Loaded %s networks%s from %s.", "EMA" if ema else "trained",
-                 " and the FAN" if networks.fan is not None else "", path)
+    logging.info(
+        "Loaded %s networks%s from %s.",
+        "EMA" if ema else "trained",
+        " and the FAN" if networks.fan is not None else "",
+        path,
+    )
     return networks
 
 
@@ -223,5 +236,7 @@ def export_card(directory, step, ema):
     """The model card of an export of model directory `directory` at `step` (None: its latest)."""
     if step is None:  # the latest checkpoint, as loading took it
         step = latest_step(directory)
-    return model_card.card_text(read_meta(directory), exported_from={
-        "directory": os.path.abspath(directory), "step": step, "ema": ema})
+    return model_card.card_text(
+        read_meta(directory),
+        exported_from={"directory": os.path.abspath(directory), "step": step, "ema": ema},
+    )

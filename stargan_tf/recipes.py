@@ -42,11 +42,12 @@ def expand_recipe_flags(argv):
                 i += 1
                 name = argv[i]
             else:
-                name = arg[len("--recipe="):]
+                name = arg[len("--recipe=") :]
             flagfile = path(name)
             if flagfile is None:
-                return argv, (f"--recipe={name}: no such recipe; the recipes are: "
-                              f"{', '.join(names())}.")
+                return argv, (
+                    f"--recipe={name}: no such recipe; the recipes are: {', '.join(names())}."
+                )
             out += [f"--recipe={name}", f"--flagfile={flagfile}"]
         else:
             out.append(arg)

@@ -26,22 +26,36 @@ from stargan_tf.errors import UserError
 FLAGS = flags.FLAGS
 cli.define_checkpoint_flags("load")
 flags.DEFINE_string("src_dir", None, "Source images, one folder per domain (src/<domain>/).")
-flags.DEFINE_string("ref_dir", "", "Reference images, one folder per target domain named as the "
-                    "model's domains (ref/<domain>/); empty: no reference-guided outputs.")
+flags.DEFINE_string(
+    "ref_dir",
+    "",
+    "Reference images, one folder per target domain named as the "
+    "model's domains (ref/<domain>/); empty: no reference-guided outputs.",
+)
 flags.DEFINE_string("out_dir", None, "Where to write the grids, videos and images.")
-flags.DEFINE_integer("max_sources", 32, "Use the first this many source images (official: the "
-                     "first val_batch_size = 32).")
+flags.DEFINE_integer(
+    "max_sources",
+    32,
+    "Use the first this many source images (official: the first val_batch_size = 32).",
+)
 flags.DEFINE_integer("max_references", 32, "Use the first this many reference images.")
 flags.DEFINE_integer("num_styles", 10, "Latent codes per target domain (official: 10).")
 flags.DEFINE_integer("seed", 777, "Seed of the first latent code; code k uses seed + k.")
-flags.DEFINE_list("psi", ["1.0"], "ψ truncation of the latent-guided styles toward their "
-                  "domain's mean style, one or more comma-separated values (one grid, image folder "
-                  "and video each): 1 = none, 0 = the mean style, > 1 extrapolates; >= 0.")
+flags.DEFINE_list(
+    "psi",
+    ["1.0"],
+    "ψ truncation of the latent-guided styles toward their "
+    "domain's mean style, one or more comma-separated values (one grid, image folder "
+    "and video each): 1 = none, 0 = the mean style, > 1 extrapolates; >= 0.",
+)
 flags.DEFINE_boolean("videos", True, "Write the interpolation videos.")
 flags.DEFINE_integer("video_sources", 8, "Sources shown in the videos (the first ones).")
 flags.DEFINE_integer("fps", 15, "Frames per second of the videos (official: 15).")
-flags.DEFINE_boolean("save_images", True, "Also write every translated image (reference/, "
-                     "latent/), named after its inputs.")
+flags.DEFINE_boolean(
+    "save_images",
+    True,
+    "Also write every translated image (reference/, latent/), named after its inputs.",
+)
 
 
 def _check_flags():
@@ -72,8 +86,10 @@ def psi_values(values):
         if psi >= 0 and psi != float("inf"):  # (NaN fails >= 0)
             psis.append(psi)
         else:
-            raise UserError(f"--psi={value}: ψ must be a number >= 0 (1 = no truncation, 0 = the "
-                            "domain's mean style, > 1 extrapolates).")
+            raise UserError(
+                f"--psi={value}: ψ must be a number >= 0 (1 = no truncation, 0 = the "
+                "domain's mean style, > 1 extrapolates)."
+            )
     names = [f"{psi:g}" for psi in psis]
     if len(set(names)) < len(names):
         raise UserError(f"--psi={','.join(values)} repeats a value; give each ψ once.")
@@ -99,8 +115,10 @@ def main(argv):
     )  # fmt: skip
     for path in written:
         logging.info("Wrote %s", path)
-    print(f"Wrote {len(written)} outputs to {FLAGS.out_dir}: "
-          + ", ".join(os.path.basename(p) for p in written))
+    print(
+        f"Wrote {len(written)} outputs to {FLAGS.out_dir}: "
+        + ", ".join(os.path.basename(p) for p in written)
+    )
 
 
 def run():

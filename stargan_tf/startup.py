@@ -30,7 +30,8 @@ _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rf"|[IW]{_CPP_LINE}.*"  # INFO and WARNING: what TF_CPP_MIN_LOG_LEVEL=2 would hide
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
-    r"compiler flags\.)\s*$")
+    r"compiler flags\.)\s*$"
+)
 _CUINIT = re.compile(rf"^E{_CPP_LINE}.*failed call to cuInit\b")
 
 
@@ -55,8 +56,11 @@ def _caught_stderr(state):
             os.close(saved)
             caught.seek(0)
             text = caught.read().decode(errors="replace")
-            kept = [line for line in text.splitlines(keepends=True)
-                    if not is_noise(line, state.get("gpu_found", False))]
+            kept = [
+                line
+                for line in text.splitlines(keepends=True)
+                if not is_noise(line, state.get("gpu_found", False))
+            ]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

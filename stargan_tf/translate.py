@@ -30,11 +30,18 @@ flags.DEFINE_string("input", None, "One image to translate (instead of --input_d
 flags.DEFINE_string("output", None, "Output file of --input (.png or .jpg).")
 flags.DEFINE_string("target_domain", None, "Target domain: a name of the model's domains or an id.")
 flags.DEFINE_string("reference", None, "Reference image of the target domain whose style to use.")
-flags.DEFINE_integer("seed", None, "Seed of the latent code whose style to use (default: 0, when "
-                     "no --reference is given).")
-flags.DEFINE_float("psi", 1.0, "ψ truncation of the latent-guided style toward the target "
-                   "domain's mean style: 1 = none, 0 = the mean style, > 1 extrapolates; >= 0. "
-                   "Not with --reference.")
+flags.DEFINE_integer(
+    "seed",
+    None,
+    "Seed of the latent code whose style to use (default: 0, when no --reference is given).",
+)
+flags.DEFINE_float(
+    "psi",
+    1.0,
+    "ψ truncation of the latent-guided style toward the target "
+    "domain's mean style: 1 = none, 0 = the mean style, > 1 extrapolates; >= 0. "
+    "Not with --reference.",
+)
 flags.DEFINE_integer("batch_size", 8, "Images translated at a time.")
 flags.DEFINE_enum("format", "png", ["png", "jpg"], "Format of the files written to --output_dir.")
 
@@ -59,11 +66,15 @@ def _check_flags():
     if FLAGS.batch_size < 1:
         raise UserError(f"--batch_size={FLAGS.batch_size} must be at least 1.")
     if not FLAGS.psi >= 0 or FLAGS.psi == float("inf"):  # (NaN fails >= 0 too)
-        raise UserError(f"--psi={FLAGS.psi:g}: ψ must be a number >= 0 (1 = no truncation, 0 = the "
-                        "domain's mean style, > 1 extrapolates).")
+        raise UserError(
+            f"--psi={FLAGS.psi:g}: ψ must be a number >= 0 (1 = no truncation, 0 = the "
+            "domain's mean style, > 1 extrapolates)."
+        )
     if FLAGS.reference is not None and FLAGS.psi != 1.0:
-        raise UserError(f"--psi={FLAGS.psi:g} applies to latent-guided styles (--seed); a "
-                        "--reference's style is used as it is: drop --psi or --reference.")
+        raise UserError(
+            f"--psi={FLAGS.psi:g} applies to latent-guided styles (--seed); a "
+            "--reference's style is used as it is: drop --psi or --reference."
+        )
 
 
 def main(argv):
@@ -76,8 +87,14 @@ def main(argv):
     networks, _ = models.load_inference_networks(FLAGS.checkpoint, FLAGS.step)
     y_trg = models.domain_id(networks.config, FLAGS.target_domain)
     reference = FLAGS.reference and images.read_image(FLAGS.reference, networks.config.img_size)
-    s_trg = translation.target_style(networks, y_trg, reference=reference, seed=FLAGS.seed,
-                                     psi=FLAGS.psi, model_dir=FLAGS.checkpoint)
+    s_trg = translation.target_style(
+        networks,
+        y_trg,
+        reference=reference,
+        seed=FLAGS.seed,
+        psi=FLAGS.psi,
+        model_dir=FLAGS.checkpoint,
+    )
     how = f"reference {FLAGS.reference}" if FLAGS.reference else f"seed {FLAGS.seed or 0}"
     if FLAGS.psi != 1.0:
         how += f", psi {FLAGS.psi:g}"
@@ -86,11 +103,19 @@ def main(argv):
         batch.translate_file(networks, s_trg, FLAGS.input, FLAGS.output)
         print(f"Translated {FLAGS.input} -> {FLAGS.output} ({domain}, {how}).")
         return
-    count = batch.translate_folder(networks, s_trg, FLAGS.input_dir, relpaths, FLAGS.output_dir,
-                                    FLAGS.batch_size, "." + FLAGS.format)
+    count = batch.translate_folder(
+        networks,
+        s_trg,
+        FLAGS.input_dir,
+        relpaths,
+        FLAGS.output_dir,
+        FLAGS.batch_size,
+        "." + FLAGS.format,
+    )
     logging.info("Translated %d images into %s (%s).", count, domain, how)
-    print(f"Translated {count} images from {FLAGS.input_dir} -> {FLAGS.output_dir} "
-          f"({domain}, {how}).")
+    print(
+        f"Translated {count} images from {FLAGS.input_dir} -> {FLAGS.output_dir} ({domain}, {how})."
+    )
 
 
 class _CallableModule(types.ModuleType):
@@ -104,6 +129,7 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
 
 def run():
     """Entry point of `stargan-tf-translate` and `python -m stargan_tf.translate`."""

@@ -36,19 +36,31 @@ def run_command(argv, timeout=DEFAULT_TIMEOUT, cwd=None, env=None, what=None):
     """
     argv = [str(a) for a in argv]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env or subprocess_env(),
-                              timeout=timeout, cwd=cwd)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=env or subprocess_env(),
+            timeout=timeout,
+            cwd=cwd,
+        )
     except subprocess.TimeoutExpired as e:
         raise AssertionError(
             f"{what or ' '.join(argv)}: not finished after {timeout} s (killed). "
-            f"stderr tail:\n{_tail(e.stderr)}") from None
+            f"stderr tail:\n{_tail(e.stderr)}"
+        ) from None
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def run_module(module, *args, timeout=DEFAULT_TIMEOUT, cwd=None, env=None, what=None):
     """Runs `python -m module args` in a fresh process; returns (status, stdout, stderr)."""
-    return run_command([sys.executable, "-m", module, *args], timeout=timeout, cwd=cwd, env=env,
-                       what=what or f"python -m {module}")
+    return run_command(
+        [sys.executable, "-m", module, *args],
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        what=what or f"python -m {module}",
+    )
 
 
 def wait_for_exit(proc, timeout, what):

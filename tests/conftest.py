@@ -79,13 +79,17 @@ def split(tmp_path_factory):
             img = np.full([32, 32, 3], rng.integers(0, 100), np.uint8)
             cy, cx = rng.integers(8, 24, 2)
             yy, xx = np.mgrid[:32, :32]
-            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 < 36) if domain == "disc" else (
-                (abs(yy - cy) < 6) & (abs(xx - cx) < 6))
+            inside = (
+                ((yy - cy) ** 2 + (xx - cx) ** 2 < 36)
+                if domain == "disc"
+                else ((abs(yy - cy) < 6) & (abs(xx - cx) < 6))
+            )
             img[inside] = colour
             Image.fromarray(img).save(root / domain / f"{i}.png")
     out = tmp_path_factory.mktemp("tfr") / "train"
-    tfrecords.write_split(str(root), tfrecords.find_images(str(root)), str(out), img_size=32,
-                          workers=1)
+    tfrecords.write_split(
+        str(root), tfrecords.find_images(str(root)), str(out), img_size=32, workers=1
+    )
     return out
 
 

@@ -25,7 +25,8 @@ def solid(size, red, green, blue=128):
 
 
 def coded_images(counts, size):
-    """Solid images whose colour encodes (domain, index): red = 40 + 100 * domain, green = 3 * index.
+    """Solid images whose colour encodes (domain, index): red = 40 + 100 * domain,
+    green = 3 * index.
 
     Returns {domain_name: [image, ...]} with domain names "d0", "d1", ...
     """

@@ -32,16 +32,19 @@ def build_classifier(img_size, num_domains):
     import keras
 
     layers = keras.layers
-    return keras.Sequential([
-        keras.Input([img_size, img_size, 3]),
-        layers.Conv2D(16, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(num_domains),
-    ], name="demo_classifier")
+    return keras.Sequential(
+        [
+            keras.Input([img_size, img_size, 3]),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(num_domains),
+        ],
+        name="demo_classifier",
+    )
 
 
 def augment(x, rng):
@@ -56,8 +59,9 @@ def augment(x, rng):
     return x
 
 
-def train_classifier(x, y, num_domains=None, min_epochs=6, max_epochs=30, target=0.99,
-                     batch_size=64, seed=0):
+def train_classifier(
+    x, y, num_domains=None, min_epochs=6, max_epochs=30, target=0.99, batch_size=64, seed=0
+):
     """Trains the classifier on (x, y); returns the Keras model (logits).
 
     Trains at least `min_epochs` epochs, then on until the model classifies `target` of the
@@ -70,13 +74,21 @@ def train_classifier(x, y, num_domains=None, min_epochs=6, max_epochs=30, target
     keras.utils.set_random_seed(seed)
     num_domains = num_domains or int(y.max()) + 1
     model = build_classifier(x.shape[1], num_domains)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(seed)
     for epoch in range(max_epochs):
         order = rng.permutation(len(x))
-        model.fit(augment(x[order], rng), y[order], batch_size=batch_size, epochs=1, verbose=0,
-                  shuffle=False)
+        model.fit(
+            augment(x[order], rng),
+            y[order],
+            batch_size=batch_size,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+        )
         if epoch + 1 >= min_epochs and accuracy(model, x, y) >= target:
             break
     return model
@@ -101,8 +113,9 @@ def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0):
     """
     rng = np.random.default_rng(seed)
     num_domains = nets.config.num_domains
-    sources = np.concatenate([np.flatnonzero(y_val == d)[:sources_per_domain]
-                              for d in range(num_domains)])  # [K]
+    sources = np.concatenate(
+        [np.flatnonzero(y_val == d)[:sources_per_domain] for d in range(num_domains)]
+    )  # [K]
     fakes, targets = [], []
     for trg in range(num_domains):
         src = sources[y_val[sources] != trg]

@@ -11,8 +11,9 @@ from support import tiny
 
 DOMAINS = ("cat", "dog", "wild")
 # Wider than support.TINY: its translations are compared across runtimes and batchings.
-TINY = tiny(style_dim=16, latent_dim=8, num_domains=3, max_conv_dim=64, dim_in=16,
-            domain_names=DOMAINS)
+TINY = tiny(
+    style_dim=16, latent_dim=8, num_domains=3, max_conv_dim=64, dim_in=16, domain_names=DOMAINS
+)
 
 
 def make_model_dir(path, config=TINY, seed=0):
@@ -50,5 +51,3 @@ def write_domain_folder(root, per_domain, rng, domains=DOMAINS):
             write_image(path, random_image(rng, 24 + 9 * i, 40 - 3 * i))
             paths.append(path)
     return paths
-
-

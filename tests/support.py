@@ -14,8 +14,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(os.environ.get("STARGAN_FIXTURES") or REPO.parent / "shared" / "fixtures")
 
 # The tiny model of the tests: every network, seconds to build and trace on a CPU.
-TINY = ModelConfig(img_size=32, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
-                   dim_in=8, w_hpf=0.0, domain_names=("cat", "dog"))
+TINY = ModelConfig(
+    img_size=32,
+    style_dim=8,
+    latent_dim=4,
+    num_domains=2,
+    max_conv_dim=16,
+    dim_in=8,
+    w_hpf=0.0,
+    domain_names=("cat", "dog"),
+)
 
 
 def tiny(**changes):
@@ -29,6 +37,8 @@ def fixture_dir(name):
     """The directory of one official fixture; fails the test (never skips it) when missing."""
     path = FIXTURES / name
     if not path.is_dir():
-        pytest.fail(f"Official fixture {path} is missing: put the fixtures in ../shared/fixtures "
-                    "beside the repository, or set STARGAN_FIXTURES to their directory.")
+        pytest.fail(
+            f"Official fixture {path} is missing: put the fixtures in ../shared/fixtures "
+            "beside the repository, or set STARGAN_FIXTURES to their directory."
+        )
     return path

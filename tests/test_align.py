@@ -52,8 +52,15 @@ def warp_scipy(image, m):
     inv = np.linalg.inv(m)
     swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])  # (x, y) <-> (row, col)
     inv_rc = swap @ inv @ swap
-    return np.stack([ndimage.affine_transform(image[..., c], inv_rc[:2, :2], inv_rc[:2, 2],
-                                              order=1, mode="nearest") for c in range(3)], -1)
+    return np.stack(
+        [
+            ndimage.affine_transform(
+                image[..., c], inv_rc[:2, :2], inv_rc[:2, 2], order=1, mode="nearest"
+            )
+            for c in range(3)
+        ],
+        -1,
+    )
 
 
 def dot_centres(image, near, radius=8):
@@ -61,9 +68,9 @@ def dot_centres(image, near, radius=8):
     gray = image.astype(np.float64).mean(axis=-1)
     out = []
     for x, y in np.round(near).astype(int):
-        win = gray[y - radius:y + radius + 1, x - radius:x + radius + 1]
+        win = gray[y - radius : y + radius + 1, x - radius : x + radius + 1]
         weight = np.maximum(win - np.percentile(win, 60), 0)
-        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
         out.append([x + (weight * xx).sum() / weight.sum(), y + (weight * yy).sum() / weight.sum()])
     return np.array(out)
 
@@ -87,8 +94,16 @@ def test_align_undoes_a_known_similarity_transform(tmp_path):
     np.testing.assert_allclose(matrix, np.linalg.inv(face_to_photo), atol=1e-6)
 
     status, stdout, stderr = run_module(
-        "stargan_tf.align", "--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out",
-        "--lm_path", tmp_path / "celeba_lm_mean.npz", "--landmarks", tmp_path / "landmarks.npz")
+        "stargan_tf.align",
+        "--input_dir",
+        tmp_path / "in",
+        "--output_dir",
+        tmp_path / "out",
+        "--lm_path",
+        tmp_path / "celeba_lm_mean.npz",
+        "--landmarks",
+        tmp_path / "landmarks.npz",
+    )
     assert status == 0, stderr[-3000:]
     aligned = np.asarray(Image.open(tmp_path / "out" / "people" / "face.png"))
     assert aligned.shape == (SIZE, SIZE, 3)
@@ -112,9 +127,21 @@ def test_landmarks_from_heatmaps_peak_and_quarter_pixel_nudge():
 def test_usage_errors(tmp_path):
     (tmp_path / "in").mkdir()
     folders = ["--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out"]
-    assert_usage_error(run_module("stargan_tf.align", *folders, "--lm_path", tmp_path / "no.npz"),
-                       "--lm_path", "download.sh wing")
+    assert_usage_error(
+        run_module("stargan_tf.align", *folders, "--lm_path", tmp_path / "no.npz"),
+        "--lm_path",
+        "download.sh wing",
+    )
     np.savez(tmp_path / "lm.npz", mean=np.zeros([98, 2]))
-    assert_usage_error(run_module("stargan_tf.align", *folders, "--lm_path", tmp_path / "lm.npz",
-                                  "--wing_path", tmp_path / "wing.ckpt"),
-                       "--wing_path", "--landmarks")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.align",
+            *folders,
+            "--lm_path",
+            tmp_path / "lm.npz",
+            "--wing_path",
+            tmp_path / "wing.ckpt",
+        ),
+        "--wing_path",
+        "--landmarks",
+    )

@@ -55,8 +55,9 @@ def model(tmp_path_factory):
     path, networks = make_model_dir(tmp_path_factory.mktemp("app") / "tiny")
     rng = np.random.default_rng(1)
     for i in range(2):
-        write_image(str(path / app_logic.EXAMPLES_SUBDIR / f"example{i}.png"),
-                    random_image(rng, 40, 40))
+        write_image(
+            str(path / app_logic.EXAMPLES_SUBDIR / f"example{i}.png"), random_image(rng, 40, 40)
+        )
     return path, networks
 
 
@@ -95,8 +96,14 @@ def expected_latent(networks, path, domain, seed):
 
 def expected_reference(networks, path, reference, domain):
     size = networks.config.img_size
-    return to_uint8(stargan_tf.translate(networks, images.read_image(path, size), domain,
-                                         reference=images.read_image(reference, size)))
+    return to_uint8(
+        stargan_tf.translate(
+            networks,
+            images.read_image(path, size),
+            domain,
+            reference=images.read_image(reference, size),
+        )
+    )
 
 
 def assert_same_image(actual, expected):
@@ -145,8 +152,9 @@ def test_requests_give_what_translate_gives(model, files):
 
     result = logic.reference(files["source"], files["reference"], "wild")
     assert result.ok, result.status
-    assert_same_image(result.image,
-                      expected_reference(networks, files["source"], files["reference"], "wild"))
+    assert_same_image(
+        result.image, expected_reference(networks, files["source"], files["reference"], "wild")
+    )
 
     result = logic.latent(files["gray"], "cat", 0)  # grayscale: translated, with a note
     assert result.ok and "grayscale" in result.status, result.status
@@ -200,9 +208,10 @@ def test_a_saved_model_serves_the_page_as_its_model_directory_does(model, files,
         assert kind == app_logic.SAVED_MODEL
     logic = app_logic.DemoLogic(app_logic.load_translator(str(tmp_path / "export")))
     assert logic.domain_names == DOMAINS and logic.img_size == 32
-    for request in [(logic.latent, from_dir.latent, files["source"], "wild", 11, 1.0, 2),
-                    (logic.reference, from_dir.reference, files["source"], files["reference"],
-                     "cat")]:
+    for request in [
+        (logic.latent, from_dir.latent, files["source"], "wild", 11, 1.0, 2),
+        (logic.reference, from_dir.reference, files["source"], files["reference"], "cat"),
+    ]:
         exported, direct = request[0](*request[2:]), request[1](*request[2:])
         assert exported.ok, exported.status
         assert_same_image(exported.image, direct.image)
@@ -234,16 +243,32 @@ def test_model_and_example_folders(model, tmp_path):
 def test_app_usage_errors(model, tmp_path):
     path, _ = model
     (tmp_path / "notes").mkdir()
-    assert_usage_error(run_module("stargan_tf.app", "--checkpoint", tmp_path / "notes",
-                                  what="stargan_tf.app on a folder that is no model"),
-                       "--checkpoint=", "is not a model")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.app",
+            "--checkpoint",
+            tmp_path / "notes",
+            what="stargan_tf.app on a folder that is no model",
+        ),
+        "--checkpoint=",
+        "is not a model",
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert_usage_error(run_module("stargan_tf.app", "--checkpoint", path, "--port", port,
-                                      what="stargan_tf.app on a busy port"),
-                           f"Cannot serve on 127.0.0.1:{port}", "choose another --port")
+        assert_usage_error(
+            run_module(
+                "stargan_tf.app",
+                "--checkpoint",
+                path,
+                "--port",
+                port,
+                what="stargan_tf.app on a busy port",
+            ),
+            f"Cannot serve on 127.0.0.1:{port}",
+            "choose another --port",
+        )
 
 
 # The page, in a real browser.
@@ -275,8 +300,14 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1250", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1250",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(PAGE_TIMEOUT)
@@ -288,15 +319,21 @@ class Server:
     """`python -m stargan_tf.app` in a subprocess, its stdout read by a thread."""
 
     def __init__(self, argv):
-        self.proc = subprocess.Popen([sys.executable, "-m", "stargan_tf.app", *map(str, argv)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=subprocess_env())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stargan_tf.app", *map(str, argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
+        )
         self.lines = queue.Queue()
         self.stderr = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr.append),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._read, args=(self.proc.stdout, self.lines.put), daemon=True
+        ).start()
+        threading.Thread(
+            target=self._read, args=(self.proc.stderr, self.stderr.append), daemon=True
+        ).start()
 
     @staticmethod
     def _read(stream, put):
@@ -310,13 +347,17 @@ class Server:
                 line = self.lines.get(timeout=1)
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"The app exited ({self.proc.returncode}) before saying "
-                                         f"{fragment!r}:\n{self.tail()}") from None
+                    raise AssertionError(
+                        f"The app exited ({self.proc.returncode}) before saying "
+                        f"{fragment!r}:\n{self.tail()}"
+                    ) from None
                 continue
             if fragment in line:
                 return line
-        raise AssertionError(f"The app's start (a line with {fragment!r}): not seen after "
-                             f"{timeout} s.\n{self.tail()}")
+        raise AssertionError(
+            f"The app's start (a line with {fragment!r}): not seen after "
+            f"{timeout} s.\n{self.tail()}"
+        )
 
     def tail(self):
         return "".join(self.stderr)[-3000:]
@@ -328,7 +369,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"The app did not exit within {STOP_TIMEOUT} s of SIGTERM.") from None
+            raise AssertionError(
+                f"The app did not exit within {STOP_TIMEOUT} s of SIGTERM."
+            ) from None
 
 
 class Page:
@@ -350,8 +393,11 @@ class Page:
 
         self.driver, self.by, self.wait_cls = driver, By, WebDriverWait
         driver.get(url)
-        self.wait(lambda d: self.find("#source input[type=file]"), PAGE_TIMEOUT,
-                  "the page's source upload field")
+        self.wait(
+            lambda d: self.find("#source input[type=file]"),
+            PAGE_TIMEOUT,
+            "the page's source upload field",
+        )
 
     def wait(self, condition, timeout, what):
         from selenium.common.exceptions import TimeoutException
@@ -359,8 +405,9 @@ class Page:
         try:
             return self.wait_cls(self.driver, timeout, poll_frequency=0.2).until(condition)
         except TimeoutException:
-            raise AssertionError(f"{what}: not seen after {timeout} s. Status box: "
-                                 f"{self.status()!r}") from None
+            raise AssertionError(
+                f"{what}: not seen after {timeout} s. Status box: {self.status()!r}"
+            ) from None
 
     def find(self, css):
         found = self.driver.find_elements(self.by.CSS_SELECTOR, css)
@@ -371,19 +418,28 @@ class Page:
         return box.get_attribute("value") if box else None
 
     def wait_for_status(self, fragment, timeout=REQUEST_TIMEOUT):
-        return self.wait(lambda d: fragment in (self.status() or "") and self.status(), timeout,
-                         f"the status {fragment!r}")
+        return self.wait(
+            lambda d: fragment in (self.status() or "") and self.status(),
+            timeout,
+            f"the status {fragment!r}",
+        )
 
     def upload(self, field, path):
         self.find(f"#{field} input[type=file]").send_keys(path)
 
     def choose_domain(self, name):
         self.find("#domain input").click()
-        option = self.wait(lambda d: self.find(f'li[role=option][aria-label="{name}"]'),
-                           PAGE_TIMEOUT, f"the domain menu's {name!r}")
+        option = self.wait(
+            lambda d: self.find(f'li[role=option][aria-label="{name}"]'),
+            PAGE_TIMEOUT,
+            f"the domain menu's {name!r}",
+        )
         option.click()
-        self.wait(lambda d: self.find("#domain input").get_attribute("value") == name,
-                  PAGE_TIMEOUT, f"the domain {name!r} chosen")
+        self.wait(
+            lambda d: self.find("#domain input").get_attribute("value") == name,
+            PAGE_TIMEOUT,
+            f"the domain {name!r} chosen",
+        )
 
     def set_seed(self, seed):
         # After a change of the "Style from" choice, the server shows the seed box.
@@ -407,8 +463,11 @@ class Page:
 
     def wait_for_new_result(self, old_src, status):
         self.wait_for_status(status)
-        return self.wait(lambda d: (r := self.image("#result img")) and r[0] != old_src and r,
-                         REQUEST_TIMEOUT, "a new result image")
+        return self.wait(
+            lambda d: (r := self.image("#result img")) and r[0] != old_src and r,
+            REQUEST_TIMEOUT,
+            "a new result image",
+        )
 
     def text(self):
         return self.find("body").text
@@ -446,8 +505,11 @@ def check_page(page, path, networks, files, tmp_path):
     src0, first = page.wait_for_new_result(None, "Translated into dog with the style of seed 0")
     assert first.shape == (size, size, 3)  # the model's size
     assert_same_image(first, expected_latent(networks, files["source"], "dog", 0))
-    styles = page.wait(lambda d: len(d.find_elements(page.by.CSS_SELECTOR, "#styles img"))
-                       == NUM_STYLES, REQUEST_TIMEOUT, f"{NUM_STYLES} images in the row of styles")
+    styles = page.wait(
+        lambda d: len(d.find_elements(page.by.CSS_SELECTOR, "#styles img")) == NUM_STYLES,
+        REQUEST_TIMEOUT,
+        f"{NUM_STYLES} images in the row of styles",
+    )
     assert styles
 
     # Another seed, another style.
@@ -467,32 +529,46 @@ def check_page(page, path, networks, files, tmp_path):
 
     # "New style": a fresh seed in the box, and its translation.
     page.click("new-style")
-    page.wait(lambda d: page.find("#seed input").get_attribute("value") not in ("5", ""),
-              REQUEST_TIMEOUT, "a new seed in the seed box")
+    page.wait(
+        lambda d: page.find("#seed input").get_attribute("value") not in ("5", ""),
+        REQUEST_TIMEOUT,
+        "a new seed in the seed box",
+    )
     seed = int(page.find("#seed input").get_attribute("value"))
     src_new, new = page.wait_for_new_result(src5, f"with the style of seed {seed} ")
     assert_same_image(new, expected_latent(networks, files["source"], "dog", seed))
 
     # Reference-guided.
     page.find('#mode input[value="Reference image"]').click()
-    page.wait(lambda d: page.find("#reference input[type=file]"), PAGE_TIMEOUT,
-              "the reference upload field")
+    page.wait(
+        lambda d: page.find("#reference input[type=file]"),
+        PAGE_TIMEOUT,
+        "the reference upload field",
+    )
     page.upload("reference", files["reference"])
     page.wait_for_status("The reference image: 50×50 pixels")
     page.click("translate")
-    src_ref, by_reference = page.wait_for_new_result(src_new,
-                                                     "with the style of the reference image")
-    assert_same_image(by_reference, expected_reference(networks, files["source"],
-                                                       files["reference"], "dog"))
+    src_ref, by_reference = page.wait_for_new_result(
+        src_new, "with the style of the reference image"
+    )
+    assert_same_image(
+        by_reference, expected_reference(networks, files["source"], files["reference"], "dog")
+    )
 
     # Bad files: messages in the page, and the server goes on serving.
     page.upload("source", files["text"])  # refused by the page's own file-type check
-    page.wait(lambda d: "Invalid file type: notes.txt" in page.text(), REQUEST_TIMEOUT,
-              "the page's message about notes.txt")
+    page.wait(
+        lambda d: "Invalid file type: notes.txt" in page.text(),
+        REQUEST_TIMEOUT,
+        "the page's message about notes.txt",
+    )
     page.upload("source", files["fake"])  # an image's name, text inside: refused by the app
     page.wait_for_status("The source image fake.png is not an image")
-    page.wait(lambda d: "fake.png is not an image" in page.text(), REQUEST_TIMEOUT,
-              "the pop-up about fake.png")
+    page.wait(
+        lambda d: "fake.png is not an image" in page.text(),
+        REQUEST_TIMEOUT,
+        "the pop-up about fake.png",
+    )
     page.upload("source", files["huge"])
     page.wait_for_status("huge.png is 9000×8000 pixels (72 MP): the limit is 64 MP")
     page.upload("source", files["gray"])
@@ -500,16 +576,22 @@ def check_page(page, path, networks, files, tmp_path):
     page.find('#mode input[value="Latent code"]').click()
     page.set_seed(5)
     page.click("translate")
-    src_gray, gray = page.wait_for_new_result(src_ref,
-                                              "Translated into dog with the style of seed 5")
+    src_gray, gray = page.wait_for_new_result(
+        src_ref, "Translated into dog with the style of seed 5"
+    )
     assert_same_image(gray, expected_latent(networks, files["gray"], "dog", 5))
 
     # An example of the model directory's examples/ folder as the source.
     page.find('img[src$="/example1.png"]').click()
-    page.wait(lambda d: page.find('#source img[src$="example1.png"]'), REQUEST_TIMEOUT,
-              "example1.png in the source field")
+    page.wait(
+        lambda d: page.find('#source img[src$="example1.png"]'),
+        REQUEST_TIMEOUT,
+        "example1.png in the source field",
+    )
     page.click("translate")
     _, example = page.wait_for_new_result(src_gray, "with the style of seed 5")
-    assert_same_image(example, expected_latent(
-        networks, str(path / app_logic.EXAMPLES_SUBDIR / "example1.png"), "dog", 5))
+    assert_same_image(
+        example,
+        expected_latent(networks, str(path / app_logic.EXAMPLES_SUBDIR / "example1.png"), "dog", 5),
+    )
     assert "Traceback" not in page.driver.page_source

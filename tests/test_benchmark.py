@@ -55,14 +55,36 @@ def test_flops_need_static_shapes():
 
 @pytest.mark.slow  # traces and times a training step: make test-slow
 def test_benchmark_tool_json_on_a_tiny_model():
-    status, out, err = run_command([
-        sys.executable, BENCHMARK, "--preset=official64", "--img_size=32", "--dim_in=8",
-        "--max_conv_dim=16", "--style_dim=8", "--latent_dim=4", "--batch_size=2", "--iters=2",
-        "--warmup=1", "--peak_seconds=0.3", "--inference_iters=2", "--profile", "--json"])
+    status, out, err = run_command(
+        [
+            sys.executable,
+            BENCHMARK,
+            "--preset=official64",
+            "--img_size=32",
+            "--dim_in=8",
+            "--max_conv_dim=16",
+            "--style_dim=8",
+            "--latent_dim=4",
+            "--batch_size=2",
+            "--iters=2",
+            "--warmup=1",
+            "--peak_seconds=0.3",
+            "--inference_iters=2",
+            "--profile",
+            "--json",
+        ]
+    )
     assert status == 0, err[-3000:]
     r = json.loads(out)
-    for key in ("seconds_per_iteration", "images_per_second", "gflops_per_iteration",
-                "achieved_gflops", "peak_gflops", "peak_rss_mb", "inference_images_per_second"):
+    for key in (
+        "seconds_per_iteration",
+        "images_per_second",
+        "gflops_per_iteration",
+        "achieved_gflops",
+        "peak_gflops",
+        "peak_rss_mb",
+        "inference_images_per_second",
+    ):
         assert r[key] > 0, key
     assert r["img_size"] == 32 and r["batch_size"] == 2 and r["num_domains"] == 3
     assert np.isclose(r["images_per_second"], 2 / r["seconds_per_iteration"])
@@ -83,9 +105,17 @@ def test_benchmark_tool_usage_errors():
 def test_input_benchmark_reports_each_pipeline():
     # tools/benchmark_input.py on tiny images: every row is measured and compared with raw
     # decoding (the numbers themselves are for the README, not for a test).
-    status, out, err = run_command([
-        sys.executable, REPO / "tools" / "benchmark_input.py", "--sizes=48", "--num_images=12",
-        "--batch_size=2", "--seconds=0.2", "--rounds=1"])
+    status, out, err = run_command(
+        [
+            sys.executable,
+            REPO / "tools" / "benchmark_input.py",
+            "--sizes=48",
+            "--num_images=12",
+            "--batch_size=2",
+            "--seconds=0.2",
+            "--rounds=1",
+        ]
+    )
     assert status == 0, err[-3000:]
     assert "48 px" in out and "raw decode_jpeg" in out
     for name in ("pipeline", "host-aug", "+device", "device alone"):
@@ -106,8 +136,9 @@ def test_sweep_rows_and_the_end_to_end_run_on_a_tiny_config(tmp_path):
     assert step["seconds_per_iteration"] > 0 and step["img_size"] == 32
     # No official counterpart of the modconv decoder: that cell stays empty.
     assert sweep.official("python", "bench.py", sweep.SWEEP["afhq512-modconv"], 1, 1, 10) is None
-    table = sweep.format_table({"tiny": {"ours": step, "official": 2 * step[
-        "seconds_per_iteration"], "end_to_end": e2e}})
+    table = sweep.format_table(
+        {"tiny": {"ours": step, "official": 2 * step["seconds_per_iteration"], "end_to_end": e2e}}
+    )
     assert "| tiny |" in table and "0.50x" in table
 
 

@@ -30,8 +30,10 @@ LOGIT_ATOL = FACTOR * 5.7e-7  # d_real_all (small64)
 
 def run_tool(*args, preamble=""):
     """Runs the converter in a fresh process; returns (exit status, stdout, stderr)."""
-    code = (f"import sys, runpy\n{preamble}\nsys.argv = {[str(TOOL)] + [str(a) for a in args]!r}\n"
-            f"runpy.run_path({str(TOOL)!r}, run_name='__main__')\n")
+    code = (
+        f"import sys, runpy\n{preamble}\nsys.argv = {[str(TOOL)] + [str(a) for a in args]!r}\n"
+        f"runpy.run_path({str(TOOL)!r}, run_name='__main__')\n"
+    )
     return run_command([sys.executable, "-c", code])
 
 
@@ -56,8 +58,9 @@ def small64(small64_dir):
 
 def test_cli_round_trip(small64_dir, small64, tmp_path):
     out = tmp_path / "converted"
-    status, stdout, stderr = run_tool("--checkpoint", small64_dir / "nets.ckpt", "--out", out,
-                                      "--domain_names", "cat,dog,wild")
+    status, stdout, stderr = run_tool(
+        "--checkpoint", small64_dir / "nets.ckpt", "--out", out, "--domain_names", "cat,dog,wild"
+    )
     assert status == 0, stderr
     assert "trained networks" in stdout and "cat,dog,wild" in stdout
     meta = json.loads((out / "config.json").read_text())
@@ -66,13 +69,16 @@ def test_cli_round_trip(small64_dir, small64, tmp_path):
     nets = stargan_tf.load_networks(str(out))
     assert nets.discriminator is not None  # a *_nets.ckpt holds the trained networks with D
     assert nets.config.domain_names == ("cat", "dog", "wild")
-    np.testing.assert_allclose(translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL,
-                               rtol=0)
-    np.testing.assert_allclose(nets.discriminator(small64["x"]).numpy(), small64["d_real_all"],
-                               atol=LOGIT_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL, rtol=0
+    )
+    np.testing.assert_allclose(
+        nets.discriminator(small64["x"]).numpy(), small64["d_real_all"], atol=LOGIT_ATOL, rtol=0
+    )
     # Every variable comes back with the converted value.
     direct = stargan_tf.official_variable_map(
-        stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt")))
+        stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt"))
+    )
     loaded = stargan_tf.official_variable_map(nets)
     assert set(loaded) == set(direct)
     for key, var in loaded.items():
@@ -95,24 +101,36 @@ def test_nets_ema_file_with_fan_entry(small64_dir, small64, tmp_path):
     nets = stargan_tf.load_networks(str(out))
     assert nets.discriminator is None
     assert nets.config.domain_names == ("domain0", "domain1", "domain2")
-    np.testing.assert_allclose(translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL,
-                               rtol=0)
+    np.testing.assert_allclose(
+        translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL, rtol=0
+    )
     with pytest.raises(ModelDirError, match="no trained networks"):
         stargan_tf.load_networks(str(out), ema=False)
 
 
 def test_data_parallel_prefix_is_accepted(small64_dir, small64, tmp_path):
-    state = {net: {f"module.{k}": v for k, v in sd.items()}
-             for net, sd in official_state(small64_dir).items()}
+    state = {
+        net: {f"module.{k}": v for k, v in sd.items()}
+        for net, sd in official_state(small64_dir).items()
+    }
     nets = stargan_tf.convert_official_checkpoint(str(save_variant(tmp_path / "dp.ckpt", state)))
-    np.testing.assert_allclose(translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL,
-                               rtol=0)
+    np.testing.assert_allclose(
+        translate(nets, small64), small64["fake_lat"], atol=FAKE_ATOL, rtol=0
+    )
 
 
 def test_stated_values_that_agree_are_accepted(small64_dir):
     nets = stargan_tf.convert_official_checkpoint(
-        str(small64_dir / "nets.ckpt"), img_size=64, style_dim=16, latent_dim=8, num_domains=3,
-        max_conv_dim=64, w_hpf=0, dim_in=256, domain_names="a,b,c")
+        str(small64_dir / "nets.ckpt"),
+        img_size=64,
+        style_dim=16,
+        latent_dim=8,
+        num_domains=3,
+        max_conv_dim=64,
+        w_hpf=0,
+        dim_in=256,
+        domain_names="a,b,c",
+    )
     assert nets.config.domain_names == ("a", "b", "c")
     assert nets.config.resolved_dim_in == 256
 
@@ -128,37 +146,41 @@ def test_w_hpf_from_the_filter_or_the_structure(hpf256_dir, tmp_path):
     nets = stargan_tf.convert_official_checkpoint(no_filter)
     assert nets.config.w_hpf == 1.0
     s = nets.mapping_network(d["z_trg"], d["y_trg"])
-    np.testing.assert_allclose(nets.generator(d["x"], s, masks=masks).numpy(), d["fake_lat"],
-                               atol=FAKE_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        nets.generator(d["x"], s, masks=masks).numpy(), d["fake_lat"], atol=FAKE_ATOL, rtol=0
+    )
     # Without the buffer, a stated w_hpf is taken: it scales the high-pass path (a wrong w_hpf,
     # 2 instead of 1, is outside the tolerance).
     nets2 = stargan_tf.convert_official_checkpoint(no_filter, w_hpf=2)
     assert nets2.config.w_hpf == 2.0
     assert np.abs(nets2.generator(d["x"], s, masks=masks).numpy() - d["fake_lat"]).max() > max(
-        1e-3, FAKE_ATOL)
+        1e-3, FAKE_ATOL
+    )
 
     # A filter of another w_hpf is read as such.
-    state["generator"]["hpf.filter"] = torch.tensor(
-        [[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]]) / 4
+    state["generator"]["hpf.filter"] = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]]) / 4
     nets4 = stargan_tf.convert_official_checkpoint(str(save_variant(tmp_path / "w4.ckpt", state)))
     assert nets4.config.w_hpf == 4.0
 
 
 def test_stated_w_hpf_contradicting_the_filter(hpf256_dir, tmp_path):
-    result = run_tool("--checkpoint", hpf256_dir / "nets.ckpt", "--out", tmp_path / "o",
-                      "--w_hpf", "2")
+    result = run_tool(
+        "--checkpoint", hpf256_dir / "nets.ckpt", "--out", tmp_path / "o", "--w_hpf", "2"
+    )
     assert_usage_error(result, "w_hpf=2", "hpf.filter", "w_hpf=1")
     assert not (tmp_path / "o").exists()
 
 
 def test_stated_value_contradicting_a_shape(small64_dir, tmp_path):
-    result = run_tool("--checkpoint", small64_dir / "nets.ckpt", "--out", tmp_path / "o",
-                      "--style_dim", "32")
+    result = run_tool(
+        "--checkpoint", small64_dir / "nets.ckpt", "--out", tmp_path / "o", "--style_dim", "32"
+    )
     # Names the tensor and both shapes (PyTorch layout).
     assert_usage_error(result, "generator/decode.0.norm1.fc.weight", "(128, 16)", "(128, 32)")
     assert not (tmp_path / "o").exists()
-    with pytest.raises(ConversionError,
-                       match=r"mapping_network/shared.0.weight has shape \(512, 8\)"):
+    with pytest.raises(
+        ConversionError, match=r"mapping_network/shared.0.weight has shape \(512, 8\)"
+    ):
         stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt"), latent_dim=4)
 
 
@@ -176,21 +198,30 @@ def test_unknown_and_missing_keys_are_listed(small64_dir, tmp_path):
         stargan_tf.convert_official_checkpoint(str(ckpt))
     assert "missing keys: style_encoder/unshared.0.bias" in str(info.value)
     assert "unknown keys: generator/extra.weight" in str(info.value)
-    assert_usage_error(run_tool("--checkpoint", ckpt, "--out", tmp_path / "o"),
-                       "style_encoder/unshared.0.bias", "generator/extra.weight")
+    assert_usage_error(
+        run_tool("--checkpoint", ckpt, "--out", tmp_path / "o"),
+        "style_encoder/unshared.0.bias",
+        "generator/extra.weight",
+    )
 
 
 def test_missing_file(tmp_path):
-    assert_usage_error(run_tool("--checkpoint", tmp_path / "nope.ckpt", "--out", tmp_path / "o"),
-                       "not found", "nope.ckpt")
+    assert_usage_error(
+        run_tool("--checkpoint", tmp_path / "nope.ckpt", "--out", tmp_path / "o"),
+        "not found",
+        "nope.ckpt",
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, this is text\n", b"\x89PNG\r\n\x1a\n0000"])
 def test_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "bad.ckpt"
     path.write_bytes(content)
-    assert_usage_error(run_tool("--checkpoint", path, "--out", tmp_path / "o"),
-                       str(path), "not a PyTorch checkpoint")
+    assert_usage_error(
+        run_tool("--checkpoint", path, "--out", tmp_path / "o"),
+        str(path),
+        "not a PyTorch checkpoint",
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -198,41 +229,56 @@ def test_a_zip_that_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "archive.ckpt"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("readme.txt", "not torch")
-    assert_usage_error(run_tool("--checkpoint", path, "--out", tmp_path / "o"),
-                       str(path), "not a readable PyTorch checkpoint")
+    assert_usage_error(
+        run_tool("--checkpoint", path, "--out", tmp_path / "o"),
+        str(path),
+        "not a readable PyTorch checkpoint",
+    )
 
 
 def test_a_directory_instead_of_a_file(tmp_path):
-    assert_usage_error(run_tool("--checkpoint", tmp_path, "--out", tmp_path / "o"),
-                       "is a directory")
+    assert_usage_error(
+        run_tool("--checkpoint", tmp_path, "--out", tmp_path / "o"), "is a directory"
+    )
 
 
 def test_a_pickle_with_code_never_runs_it(tmp_path):
     marker = tmp_path / "code_ran"
     path = tmp_path / "evil.ckpt"
     # A checkpoint whose unpickling would run a shell command: weights_only loading refuses it.
-    script = (f"import os, torch\nclass Evil:\n    def __reduce__(self):\n"
-              f"        return (os.system, ('touch {marker}',))\n"
-              f"torch.save({{'generator': Evil()}}, {str(path)!r})\n")
+    script = (
+        f"import os, torch\nclass Evil:\n    def __reduce__(self):\n"
+        f"        return (os.system, ('touch {marker}',))\n"
+        f"torch.save({{'generator': Evil()}}, {str(path)!r})\n"
+    )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
-    assert_usage_error(run_tool("--checkpoint", path, "--out", tmp_path / "o"),
-                       "safe (weights_only) load refuses")
+    assert_usage_error(
+        run_tool("--checkpoint", path, "--out", tmp_path / "o"), "safe (weights_only) load refuses"
+    )
     assert not marker.exists()
 
 
 def test_a_pytorch_file_of_another_model(tmp_path):
     path = save_variant(tmp_path / "resnet.pth", {"conv1.weight": torch.zeros(2, 3, 3, 3)})
-    assert_usage_error(run_tool("--checkpoint", path, "--out", tmp_path / "o"),
-                       "not a StarGAN v2 checkpoint")
+    assert_usage_error(
+        run_tool("--checkpoint", path, "--out", tmp_path / "o"), "not a StarGAN v2 checkpoint"
+    )
     path = save_variant(tmp_path / "partial.ckpt", {"generator": {}})
-    assert_usage_error(run_tool("--checkpoint", path, "--out", tmp_path / "o"),
-                       "missing entries: mapping_network, style_encoder")
+    assert_usage_error(
+        run_tool("--checkpoint", path, "--out", tmp_path / "o"),
+        "missing entries: mapping_network, style_encoder",
+    )
 
 
 def test_torch_not_installed(small64_dir, tmp_path):
     # sys.modules[name] = None is how Python marks a module as absent: `import torch` fails.
-    result = run_tool("--checkpoint", small64_dir / "nets.ckpt", "--out", tmp_path / "o",
-                      preamble="sys.modules['torch'] = None")
+    result = run_tool(
+        "--checkpoint",
+        small64_dir / "nets.ckpt",
+        "--out",
+        tmp_path / "o",
+        preamble="sys.modules['torch'] = None",
+    )
     assert_usage_error(result, "needs torch", "pip install")
 
 
@@ -240,15 +286,19 @@ def test_out_dir_that_already_holds_files(small64_dir, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert_usage_error(run_tool("--checkpoint", small64_dir / "nets.ckpt", "--out", out),
-                       "already holds files", "--overwrite")
+    assert_usage_error(
+        run_tool("--checkpoint", small64_dir / "nets.ckpt", "--out", out),
+        "already holds files",
+        "--overwrite",
+    )
     assert (out / "keep.txt").read_text() == "mine"
 
 
 def test_missing_and_bad_flags(tmp_path):
     assert_usage_error(run_tool("--out", tmp_path / "o"), "--checkpoint")
-    assert_usage_error(run_tool("--checkpoint", "x.ckpt", "--out", tmp_path / "o",
-                                "--img_size", "big"), "img_size")
+    assert_usage_error(
+        run_tool("--checkpoint", "x.ckpt", "--out", tmp_path / "o", "--img_size", "big"), "img_size"
+    )
 
 
 def test_load_networks_bad_directories(tmp_path):

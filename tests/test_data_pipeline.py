@@ -53,7 +53,8 @@ def test_uint8_batches_normalise_to_the_float_ones(unbalanced_split):
     # only: the same examples, the same augmentation.
     floats = take(pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5), 2)
     uint8s = take(
-        pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5, normalize=False), 2)
+        pipeline.train_dataset(unbalanced_split, S, 6, LATENT, seed=5, normalize=False), 2
+    )
     for f, u in zip(floats, uint8s):
         for k in f:
             if k.startswith("x_"):
@@ -181,7 +182,9 @@ def test_two_replicas_get_different_batches(unbalanced_split):
 
     status, stdout, stderr = run_command(
         [sys.executable, "-c", _TWO_REPLICAS, unbalanced_split],
-        env=subprocess_env(TF_CPP_MIN_LOG_LEVEL="2"), what="the 2-replica input pipeline")
+        env=subprocess_env(TF_CPP_MIN_LOG_LEVEL="2"),
+        what="the 2-replica input pipeline",
+    )
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert status == 0 and lines, stderr[-3000:]
     r = json.loads(lines[-1][len("RESULT ") :])
@@ -245,8 +248,9 @@ def test_device_augmentation_gives_the_host_batches(unbalanced_split):
     # augment_on="device": the pipeline only decodes and adds the crop/flip choices; the step
     # applies them (augment.finish_batch). The batches must be those of augment_on="host".
     host = take(pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3), 3)
-    device_ds = pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3, normalize=False,
-                                       augment_on="device")
+    device_ds = pipeline.train_dataset(
+        unbalanced_split, S, 8, LATENT, seed=3, normalize=False, augment_on="device"
+    )
     raw = take(device_ds, 3)
     assert raw[0][augment.CROPS_KEY].shape == (8, 3, 5) and raw[0]["x_ref"].dtype == np.uint8
     finish = tf.function(augment.finish_batch)
@@ -258,8 +262,9 @@ def test_device_augmentation_gives_the_host_batches(unbalanced_split):
     crops = np.concatenate([r[augment.CROPS_KEY] for r in raw]).reshape(-1, 5)
     assert (crops[:, 2:4] < S).any() and crops[:, 4].any()  # Some crops and flips were drawn.
     # With normalize, the pipeline finishes the batches itself.
-    in_pipeline = take(pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3,
-                                              augment_on="device"), 3)
+    in_pipeline = take(
+        pipeline.train_dataset(unbalanced_split, S, 8, LATENT, seed=3, augment_on="device"), 3
+    )
     for h, p in zip(host, in_pipeline):
         assert sorted(p) == sorted(h)
         for k in h:
@@ -273,8 +278,7 @@ def test_crop_resize_flip_equals_augment(size, prob):
     rng = np.random.default_rng(size)
     images = rng.integers(0, 256, (24, size, size, 3), dtype=np.uint8)
     seeds = [tf.constant([i, size], tf.int64) for i in range(24)]
-    want = np.stack([augment.augment(images[i], size, seeds[i], prob).numpy()
-                     for i in range(24)])
+    want = np.stack([augment.augment(images[i], size, seeds[i], prob).numpy() for i in range(24)])
     params = tf.stack([augment.augment_params(s, size, size, prob) for s in seeds])
     got = augment.crop_resize_flip(images, params, size).numpy()
     diff = np.abs(got.astype(int) - want)
@@ -299,8 +303,8 @@ _AUGMENT_FUNCTIONS = {
     "augment": lambda im, s: augment.augment(im, S, s, 0.5),
     "augment_params": lambda im, s: augment.augment_params(s, S, S, 0.5),
     "crop_resize_flip": lambda im, s: augment.crop_resize_flip(
-        tf.image.resize(im, [S, S], "nearest")[None],
-        augment.augment_params(s, S, S, 1.0)[None], S)[0],
+        tf.image.resize(im, [S, S], "nearest")[None], augment.augment_params(s, S, S, 1.0)[None], S
+    )[0],
 }
 
 
@@ -313,8 +317,14 @@ def test_augmentation_eager_equals_tf_data(name):
     ds = tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(lambda s: fn(image, s))
     for e, d in zip(eager, ds):
         np.testing.assert_array_equal(e, d.numpy())
-    if name in ("random_resized_crop", "random_flip_left_right", "augment", "crop_window",
-                "augment_params", "crop_resize_flip"):
+    if name in (
+        "random_resized_crop",
+        "random_flip_left_right",
+        "augment",
+        "crop_window",
+        "augment_params",
+        "crop_resize_flip",
+    ):
         assert any(not np.array_equal(eager[0], e) for e in eager[1:])  # The seed matters.
 
 

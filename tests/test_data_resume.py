@@ -1,5 +1,6 @@
 """Resuming training resumes the data: `train_dataset(start_step=k)` yields exactly the batches an
-uninterrupted pipeline yields after k steps, on one replica and with several replicas per pipeline."""
+uninterrupted pipeline yields after k steps, on one replica and with several replicas per
+pipeline."""
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def test_start_step_continues_the_stream(tmp_path):
         kwargs = dict(img_size=16, batch_size=2, latent_dim=3, seed=5, input_context=context)
         full = _batches(train_dataset(str(split), **kwargs), 7 * per_step)
         resumed = _batches(train_dataset(str(split), start_step=4, **kwargs), 3 * per_step)
-        for want, got in zip(full[4 * per_step:], resumed):
+        for want, got in zip(full[4 * per_step :], resumed):
             assert want.keys() == got.keys()
             for key in want:
                 np.testing.assert_array_equal(want[key], got[key], err_msg=key)

@@ -15,6 +15,7 @@ does the translation show the *target* shape?
   translations must show the target shape. Measured (seed 777, deterministic, latent/reference-
   guided): AdaIN 92/91%, a margin of 21 points; modconv 99.5/96.9%, a margin of 27 points.
 """
+
 import collections
 import json
 import re
@@ -81,7 +82,7 @@ def _fill_ratio(image, params):
     x = image.astype(np.float32)
     mask = np.linalg.norm(x - fg, axis=-1) < np.linalg.norm(x - bg, axis=-1)  # [S, S]
     rows, cols = np.where(mask)
-    box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     return box.mean(), mask.mean()
 
 
@@ -185,31 +186,55 @@ def test_write_refuses_foreign_files_unless_overwrite(tmp_path):
 
 def test_cli_writes_then_finds_the_dataset(tmp_path):
     out = tmp_path / "data"
-    cmd = [sys.executable, "-m", "stargan_tf.data.demo", "--output_dir", str(out),
-           "--train_per_domain=4", "--val_per_domain=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stargan_tf.data.demo",
+        "--output_dir",
+        str(out),
+        "--train_per_domain=4",
+        "--val_per_domain=2",
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert first.returncode == 0, first.stderr
     assert "train: 12 images (4 per domain" in first.stderr
     # The second run finds the dataset without importing TensorFlow (seconds, not a TF start-up):
     # the module runs as __main__, then the interpreter reports what it imported.
-    probe = ("import runpy, sys\n"
-             "sys.argv = ['demo'] + sys.argv[1:]\n"
-             "try:\n"
-             "    runpy.run_module('stargan_tf.data.demo', run_name='__main__')\n"
-             "except SystemExit as e:\n"
-             "    print('exit', e.code)\n"
-             "print('tensorflow imported:', 'tensorflow' in sys.modules)\n")
-    second = subprocess.run([sys.executable, "-c", probe, *cmd[3:]], capture_output=True,
-                            text=True, env=subprocess_env(), timeout=300)
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['demo'] + sys.argv[1:]\n"
+        "try:\n"
+        "    runpy.run_module('stargan_tf.data.demo', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", probe, *cmd[3:]],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert second.returncode == 0, second.stderr
     assert "already holds this demo dataset" in second.stderr
     assert second.stdout.split("\n")[-2:] == ["tensorflow imported: False", ""], second.stdout
-    tool = subprocess.run([sys.executable, str(REPO / "tools" / "make_demo_dataset.py"),
-                           "--output_dir", str(out), "--train_per_domain=4", "--val_per_domain=2"],
-                          capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    tool = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "make_demo_dataset.py"),
+            "--output_dir",
+            str(out),
+            "--train_per_domain=4",
+            "--val_per_domain=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert tool.returncode == 0 and "already holds" in tool.stderr, tool.stderr
-    bad = subprocess.run(cmd[:3], capture_output=True, text=True, env=subprocess_env(),
-                         timeout=300)
+    bad = subprocess.run(cmd[:3], capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert bad.returncode == 2 and "--output_dir is required" in bad.stderr
 
 
@@ -230,9 +255,20 @@ def test_config_is_a_valid_flagfile():
         assert line.startswith("--") and "#" not in line, line
     flags = _config_flags()
     assert flags["w_hpf"] == "0"
-    for name in ("img_size", "dim_in", "max_conv_dim", "style_dim", "latent_dim", "batch_size",
-                 "total_iters", "sample_every", "save_every", "print_every", "lambda_ds",
-                 "ds_iter"):
+    for name in (
+        "img_size",
+        "dim_in",
+        "max_conv_dim",
+        "style_dim",
+        "latent_dim",
+        "batch_size",
+        "total_iters",
+        "sample_every",
+        "save_every",
+        "print_every",
+        "lambda_ds",
+        "ds_iter",
+    ):
         assert name in flags, name
     assert int(flags["total_iters"]) % int(flags["sample_every"]) == 0  # a grid at the end
 
@@ -255,13 +291,23 @@ def _train(demo_data, workdir, decoder, *overrides):
     deterministically."""
     start = time.monotonic()
     status, _, stderr = run_module(
-        "stargan_tf.train", f"--flagfile={CONFIG}", f"--train_data={demo_data / 'train'}",
-        f"--val_data={demo_data / 'val'}", f"--workdir={workdir}", f"--decoder={decoder}",
-        "--deterministic", *overrides, timeout=TRAIN_TIMEOUT,
-        what=f"the demo training run ({decoder}, {' '.join(overrides) or 'the whole config'})")
+        "stargan_tf.train",
+        f"--flagfile={CONFIG}",
+        f"--train_data={demo_data / 'train'}",
+        f"--val_data={demo_data / 'val'}",
+        f"--workdir={workdir}",
+        f"--decoder={decoder}",
+        "--deterministic",
+        *overrides,
+        timeout=TRAIN_TIMEOUT,
+        what=f"the demo training run ({decoder}, {' '.join(overrides) or 'the whole config'})",
+    )
     assert status == 0, stderr[-5000:]
-    total = int(dict(a[2:].split("=", 1) for a in overrides).get(
-        "total_iters", _config_flags()["total_iters"]))
+    total = int(
+        dict(a[2:].split("=", 1) for a in overrides).get(
+            "total_iters", _config_flags()["total_iters"]
+        )
+    )
     print(f"\ndemo training ({decoder}, {total} iterations): {time.monotonic() - start:.0f} s")
     return DemoRun(workdir, stderr, total)
 
@@ -270,14 +316,23 @@ def _train(demo_data, workdir, decoder, *overrides):
 def quick_run(demo_data, tmp_path_factory):
     """The demo config for QUICK_ITERS iterations (a grid and a checkpoint at the end)."""
     workdir = tmp_path_factory.mktemp("demo_quick") / "run"
-    return _train(demo_data, workdir, "adain", f"--total_iters={QUICK_ITERS}",
-                  f"--sample_every={QUICK_ITERS}", f"--save_every={QUICK_ITERS}")
+    return _train(
+        demo_data,
+        workdir,
+        "adain",
+        f"--total_iters={QUICK_ITERS}",
+        f"--sample_every={QUICK_ITERS}",
+        f"--save_every={QUICK_ITERS}",
+    )
 
 
-@pytest.fixture(scope="session",
-                params=[pytest.param(decoder, marks=[pytest.mark.demo_accuracy,
-                                                     pytest.mark.xdist_group(decoder)])
-                        for decoder in ("adain", "modconv")])
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param(decoder, marks=[pytest.mark.demo_accuracy, pytest.mark.xdist_group(decoder)])
+        for decoder in ("adain", "modconv")
+    ],
+)
 def demo_run(request, demo_data, tmp_path_factory):
     """The whole config, with the paper's AdaIN decoder and with --decoder=modconv."""
     workdir = tmp_path_factory.mktemp(f"demo_{request.param}") / "run"
@@ -289,7 +344,8 @@ def judge(demo_data, run):
     with op determinism: the same numbers every time)."""
     status, stdout, stderr = run_command(
         [sys.executable, JUDGE, demo_data, SOURCES_PER_DOMAIN, run.workdir],
-        what=f"judging the demo run in {run.workdir}")
+        what=f"judging the demo run in {run.workdir}",
+    )
     assert status == 0, stderr[-5000:]
     result = json.loads(stdout.strip().splitlines()[-1])
     return result["classifier_val"], result["runs"][0]
@@ -314,8 +370,14 @@ def test_classifier_knows_the_shapes(quick_judged):
 def _check_progress_grid_and_model(run):
     flags = _config_flags()
     # Progress lines every --print_every steps: step, speed, ETA and losses.
-    steps = [int(m) for m in re.findall(r"step (\d+)/%d \| [\d.]+ img/s \| [\d.]+ s/step \| ETA "
-                                        r"[\d:]+ \| D/latent/real=" % run.total_iters, run.log)]
+    steps = [
+        int(m)
+        for m in re.findall(
+            r"step (\d+)/%d \| [\d.]+ img/s \| [\d.]+ s/step \| ETA "
+            r"[\d:]+ \| D/latent/real=" % run.total_iters,
+            run.log,
+        )
+    ]
     every = int(flags["print_every"])
     assert steps == list(range(every, run.total_iters + 1, every))
     final = run.workdir / "samples" / f"{run.total_iters:06d}.png"
@@ -343,10 +405,12 @@ def test_run_logs_progress_and_leaves_a_grid_and_the_model(demo_run):
 
 def _report(run, judged, threshold):
     for guidance in ("latent", "reference"):
-        print(f"\n{run.workdir.parent.name}, {guidance}-guided: the classifier sees the target "
-              f"shape in {judged[guidance]:.1%} of {judged['translations']} translations after "
-              f"{run.total_iters} iterations (threshold {threshold:.0%}, margin "
-              f"{(judged[guidance] - threshold) * 100:+.1f} points)")
+        print(
+            f"\n{run.workdir.parent.name}, {guidance}-guided: the classifier sees the target "
+            f"shape in {judged[guidance]:.1%} of {judged['translations']} translations after "
+            f"{run.total_iters} iterations (threshold {threshold:.0%}, margin "
+            f"{(judged[guidance] - threshold) * 100:+.1f} points)"
+        )
 
 
 def test_quick_run_translates_into_the_target_shape(quick_run, quick_judged):

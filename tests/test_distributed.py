@@ -39,10 +39,12 @@ IDLE_CPU = 2.0
 TIMEOUT = float(os.environ.get("STARGAN_DISTRIBUTED_TIMEOUT", 1500))
 
 LOSS_TAGS = [f"D/{b}/{t}" for b in ("latent", "ref") for t in ("real", "fake", "reg")] + [
-    f"G/{b}/{t}" for b in ("latent", "ref") for t in ("adv", "sty", "ds", "cyc")]
+    f"G/{b}/{t}" for b in ("latent", "ref") for t in ("adv", "sty", "ds", "cyc")
+]
 
 
 # Running workers.
+
 
 class Worker:
     """One train_worker.py process; stdout and stderr go to files (no pipe can fill up)."""
@@ -56,8 +58,9 @@ class Worker:
         full_env.update({"CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, WORKER, json.dumps(spec)], stdout=out,
-                                         stderr=err, env=full_env)
+            self.proc = subprocess.Popen(
+                [sys.executable, WORKER, json.dumps(spec)], stdout=out, stderr=err, env=full_env
+            )
 
     def stderr_tail(self, chars=6000):
         with open(self.err_path, errors="replace") as f:
@@ -67,7 +70,7 @@ class Worker:
     def results(self):
         with open(self.out_path) as f:
             lines = [ln for ln in f.read().splitlines() if ln.startswith(RESULT_PREFIX)]
-        return json.loads(lines[-1][len(RESULT_PREFIX):])["results"] if lines else None
+        return json.loads(lines[-1][len(RESULT_PREFIX) :])["results"] if lines else None
 
     def cpu_seconds(self):
         """User + system CPU time of the process so far (Linux /proc), or None."""
@@ -103,12 +106,15 @@ def run_workers(specs, tmpdir, names, envs=None, timeout=TIMEOUT, idle_timeout=I
                 history.append((now, sum(cpu)))
                 while len(history) > 1 and history[1][0] <= now - idle_timeout:
                     history.pop(0)
-                if (history[0][0] <= now - idle_timeout
-                        and history[-1][1] - history[0][1] < IDLE_CPU):
+                if (
+                    history[0][0] <= now - idle_timeout
+                    and history[-1][1] - history[0][1] < IDLE_CPU
+                ):
                     pytest.fail(
                         f"workers {[w.name for w in pending]} hang: less than {IDLE_CPU} s of CPU "
                         f"in {idle_timeout} s\n--- stderr tail of {pending[0].name} ---\n"
-                        f"{pending[0].stderr_tail()}")
+                        f"{pending[0].stderr_tail()}"
+                    )
             for w in list(pending):
                 if w.proc.poll() is not None:
                     pending.remove(w)
@@ -116,13 +122,17 @@ def run_workers(specs, tmpdir, names, envs=None, timeout=TIMEOUT, idle_timeout=I
                     if w.proc.returncode != 0:
                         results = w.results()
                         error = results[-1].get("error") if results else None
-                        pytest.fail(f"worker {w.name} exited with {w.proc.returncode}: "
-                                    f"{json.dumps(error, indent=1)}\n--- stderr tail ---\n"
-                                    f"{w.stderr_tail()}")
+                        pytest.fail(
+                            f"worker {w.name} exited with {w.proc.returncode}: "
+                            f"{json.dumps(error, indent=1)}\n--- stderr tail ---\n"
+                            f"{w.stderr_tail()}"
+                        )
             if pending and time.time() > deadline:
-                pytest.fail(f"workers {[w.name for w in pending]} did not finish in {timeout} s"
-                            f"\n--- stderr tail of {pending[0].name} ---\n"
-                            f"{pending[0].stderr_tail()}")
+                pytest.fail(
+                    f"workers {[w.name for w in pending]} did not finish in {timeout} s"
+                    f"\n--- stderr tail of {pending[0].name} ---\n"
+                    f"{pending[0].stderr_tail()}"
+                )
             time.sleep(0.2)
     finally:
         for w in workers:
@@ -133,14 +143,21 @@ def run_workers(specs, tmpdir, names, envs=None, timeout=TIMEOUT, idle_timeout=I
         assert results is not None, f"worker {w.name} printed no result:\n{w.stderr_tail()}"
         for r in results:
             assert "error" not in r or r["error"].get("user_error"), (
-                f"worker {w.name}: {json.dumps(r['error'], indent=1)}")
+                f"worker {w.name}: {json.dumps(r['error'], indent=1)}"
+            )
         out.append(results)
     return out
 
 
 def train_task(strategy, workdir, init_dir, total_iters, weights_out=None, **extra):
-    task = {"kind": "train", "strategy": strategy, "workdir": str(workdir),
-            "init_dir": str(init_dir), "total_iters": total_iters, "num_batches": 6}
+    task = {
+        "kind": "train",
+        "strategy": strategy,
+        "workdir": str(workdir),
+        "init_dir": str(init_dir),
+        "total_iters": total_iters,
+        "num_batches": 6,
+    }
     if weights_out:
         task["weights_out"] = str(weights_out)
     task.update(extra)
@@ -174,6 +191,7 @@ def free_port():
 
 # Fixtures.
 
+
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory):
     return tmp_path_factory.mktemp("distributed")
@@ -183,8 +201,9 @@ def tmp(tmp_path_factory):
 def init_dir(tmp):
     """The tiny model every run starts from: fixed seed, non-zero biases."""
     path = tmp / "init"
-    (result,), = run_workers([{"tasks": [{"kind": "init", "dir": str(path), "seed": 0}]}], tmp,
-                             ["init"])
+    ((result,),) = run_workers(
+        [{"tasks": [{"kind": "init", "dir": str(path), "seed": 0}]}], tmp, ["init"]
+    )
     assert result["perturbed_biases"] > 0 and result["min_abs_bias"] >= 0.0199
     assert os.path.exists(path / "config.json")
     return path
@@ -193,8 +212,15 @@ def init_dir(tmp):
 # Every training run uses this config (besides total_iters). λ_ds = 2 decaying over 10
 # iterations makes λ_ds visibly a function of the step; op determinism makes resumption exact;
 # a checkpoint every 2 iterations, all kept, gives the multi-worker test its step-2 reference.
-CONFIG = {"deterministic": True, "lambda_ds": 2.0, "ds_iter": 10, "save_every": 2,
-          "keep_checkpoints": 10, "print_every": 1, "sample_every": 1}
+CONFIG = {
+    "deterministic": True,
+    "lambda_ds": 2.0,
+    "ds_iter": 10,
+    "save_every": 2,
+    "keep_checkpoints": 10,
+    "print_every": 1,
+    "sample_every": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -205,43 +231,95 @@ def mirrored_and_single(tmp, init_dir):
     The single-device run is also the first half of the resume test (it is resumed to 6
     iterations by `resume_runs`), renders the sample grid and writes the TensorBoard logs, and
     its step-2 checkpoint is the reference of the 2-iteration multi-worker run."""
-    mirrored = {"devices": 2, "deterministic": True, "tasks": [train_task(
-        "mirrored", tmp / "mirrored", init_dir, 3, tmp / "mirrored.npz", check_split=3,
-        config=CONFIG)]}
-    single = {"deterministic": True, "tasks": [train_task(
-        "one_device", tmp / "single", init_dir, 3, tmp / "single.npz", sample=True,
-        config=CONFIG)]}
+    mirrored = {
+        "devices": 2,
+        "deterministic": True,
+        "tasks": [
+            train_task(
+                "mirrored",
+                tmp / "mirrored",
+                init_dir,
+                3,
+                tmp / "mirrored.npz",
+                check_split=3,
+                config=CONFIG,
+            )
+        ],
+    }
+    single = {
+        "deterministic": True,
+        "tasks": [
+            train_task(
+                "one_device",
+                tmp / "single",
+                init_dir,
+                3,
+                tmp / "single.npz",
+                sample=True,
+                config=CONFIG,
+            )
+        ],
+    }
     started = time.time()
     (m,), (s,) = run_workers([mirrored, single], tmp, ["mirrored", "single"])
-    return {"mirrored": m, "single": s, "seconds": time.time() - started,
-            "mirrored_weights": load_weights(tmp / "mirrored.npz"),
-            "single_weights": load_weights(tmp / "single.npz"),
-            "single_workdir": tmp / "single", "mirrored_workdir": tmp / "mirrored",
-            "init": init_dir}
+    return {
+        "mirrored": m,
+        "single": s,
+        "seconds": time.time() - started,
+        "mirrored_weights": load_weights(tmp / "mirrored.npz"),
+        "single_weights": load_weights(tmp / "single.npz"),
+        "single_workdir": tmp / "single",
+        "mirrored_workdir": tmp / "mirrored",
+        "init": init_dir,
+    }
 
 
 @pytest.fixture(scope="module")
 def resume_runs(tmp, init_dir, mirrored_and_single):
     """Concurrently: 6 iterations in one run; a new process resuming the 3-iteration
     single-device run to 6; and a run in the finished mirrored workdir with another --lr."""
-    full = {"deterministic": True, "tasks": [train_task(
-        "one_device", tmp / "full6", init_dir, 6, tmp / "full6.npz", config=CONFIG)]}
-    resumed = {"deterministic": True, "tasks": [train_task(
-        "one_device", mirrored_and_single["single_workdir"], init_dir, 6, tmp / "resumed.npz",
-        sample=True, config=CONFIG)]}
+    full = {
+        "deterministic": True,
+        "tasks": [
+            train_task("one_device", tmp / "full6", init_dir, 6, tmp / "full6.npz", config=CONFIG)
+        ],
+    }
+    resumed = {
+        "deterministic": True,
+        "tasks": [
+            train_task(
+                "one_device",
+                mirrored_and_single["single_workdir"],
+                init_dir,
+                6,
+                tmp / "resumed.npz",
+                sample=True,
+                config=CONFIG,
+            )
+        ],
+    }
     workdir = mirrored_and_single["mirrored_workdir"]
     before = workdir_state(workdir)
-    mismatch = {"tasks": [train_task("one_device", workdir, init_dir, 6,
-                                     config={**CONFIG, "lr": 2e-4})]}
+    mismatch = {
+        "tasks": [train_task("one_device", workdir, init_dir, 6, config={**CONFIG, "lr": 2e-4})]
+    }
     started = time.time()
-    (r6,), (rr,), (mm,) = run_workers([full, resumed, mismatch], tmp,
-                                      ["full6", "resume3to6", "mismatch"])
-    return {"full": r6, "first": mirrored_and_single["single"], "resumed": rr,
-            "seconds": time.time() - started, "full_weights": load_weights(tmp / "full6.npz"),
-            "resumed_weights": load_weights(tmp / "resumed.npz"),
-            "resumed_workdir": mirrored_and_single["single_workdir"],
-            "mismatch": mm, "mismatch_workdir": workdir, "mismatch_before": before,
-            "mismatch_after": workdir_state(workdir)}
+    (r6,), (rr,), (mm,) = run_workers(
+        [full, resumed, mismatch], tmp, ["full6", "resume3to6", "mismatch"]
+    )
+    return {
+        "full": r6,
+        "first": mirrored_and_single["single"],
+        "resumed": rr,
+        "seconds": time.time() - started,
+        "full_weights": load_weights(tmp / "full6.npz"),
+        "resumed_weights": load_weights(tmp / "resumed.npz"),
+        "resumed_workdir": mirrored_and_single["single_workdir"],
+        "mismatch": mm,
+        "mismatch_workdir": workdir,
+        "mismatch_before": before,
+        "mismatch_after": workdir_state(workdir),
+    }
 
 
 def workdir_state(workdir):
@@ -262,13 +340,15 @@ def checkpoint_weights(workdir, step):
     for name in reader.get_variable_to_shape_map():
         if name.startswith(("nets/", "nets_ema/")) and name.endswith(suffix):
             # tf.train.Checkpoint escapes "." as ".." and "/" as ".S" in attribute names.
-            key = re.sub(r"\.(\.|S)", lambda m: "." if m.group(1) == "." else "/",
-                         name[:-len(suffix)])
+            key = re.sub(
+                r"\.(\.|S)", lambda m: "." if m.group(1) == "." else "/", name[: -len(suffix)]
+            )
             out[key] = reader.get_tensor(name)
     return out
 
 
 # 1. Mirrored == single device.
+
 
 def test_mirrored_two_replicas_equals_one_device(mirrored_and_single):
     m, s = mirrored_and_single["mirrored"], mirrored_and_single["single"]
@@ -289,11 +369,15 @@ def test_mirrored_two_replicas_equals_one_device(mirrored_and_single):
     # How far training moved the weights (the diff is meaningful only against it).
     init = checkpoint_weights(mirrored_and_single["init"], 0)
     moved = max(float(np.max(np.abs(b[k] - init[k]))) for k in init)
-    report("mirrored vs one device, 3 iterations", nets_max_diff=f"{nets_diff:.3g} ({nets_key})",
-           ema_max_diff=f"{ema_diff:.3g} ({ema_key})", max_weight_change=f"{moved:.3g}",
-           metric_max_diff=f"{metric_diff:.3g}",
-           seconds=f"{mirrored_and_single['seconds']:.0f} (concurrent)",
-           train_seconds=f"mirrored {m['train_seconds']:.0f}, single {s['train_seconds']:.0f}")
+    report(
+        "mirrored vs one device, 3 iterations",
+        nets_max_diff=f"{nets_diff:.3g} ({nets_key})",
+        ema_max_diff=f"{ema_diff:.3g} ({ema_key})",
+        max_weight_change=f"{moved:.3g}",
+        metric_max_diff=f"{metric_diff:.3g}",
+        seconds=f"{mirrored_and_single['seconds']:.0f} (concurrent)",
+        train_seconds=f"mirrored {m['train_seconds']:.0f}, single {s['train_seconds']:.0f}",
+    )
     assert moved > 1e-4  # training did change the weights
     assert nets_diff <= 1e-4, (nets_key, nets_diff)
     assert ema_diff <= 1e-4, (ema_key, ema_diff)
@@ -301,17 +385,36 @@ def test_mirrored_two_replicas_equals_one_device(mirrored_and_single):
 
 # 2. MultiWorkerMirroredStrategy on localhost.
 
+
 def test_multi_worker_mirrored_on_localhost(tmp, init_dir, mirrored_and_single):
     workdir = tmp / "multi_worker"
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     specs, envs = [], []
     for index in range(2):
-        specs.append({"deterministic": True, "tasks": [train_task(
-            "multi_worker", workdir, init_dir, 2, tmp / f"worker{index}.npz", check_split=2,
-            config=CONFIG)]})
-        envs.append({"TF_CONFIG": json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}})})
+        specs.append(
+            {
+                "deterministic": True,
+                "tasks": [
+                    train_task(
+                        "multi_worker",
+                        workdir,
+                        init_dir,
+                        2,
+                        tmp / f"worker{index}.npz",
+                        check_split=2,
+                        config=CONFIG,
+                    )
+                ],
+            }
+        )
+        envs.append(
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                )
+            }
+        )
     started = time.time()
     (w0,), (w1,) = run_workers(specs, tmp, ["worker0", "worker1"], envs)
     seconds = time.time() - started
@@ -332,16 +435,21 @@ def test_multi_worker_mirrored_on_localhost(tmp, init_dir, mirrored_and_single):
     # Two workers of one replica each train as one device on the global batch does.
     reference = checkpoint_weights(mirrored_and_single["single_workdir"], 2)
     ref_diff, ref_key = max_abs_diff(a, reference)
-    report("multi-worker, 2 workers x 2 iterations", checksum_max_diff=f"{checksum_diff:.3g}",
-           workers_max_weight_diff=f"{workers_diff:.3g}",
-           vs_one_device_step2=f"{ref_diff:.3g} ({ref_key})", seconds=f"{seconds:.0f}",
-           train_seconds=f"{w0['train_seconds']:.0f}")
+    report(
+        "multi-worker, 2 workers x 2 iterations",
+        checksum_max_diff=f"{checksum_diff:.3g}",
+        workers_max_weight_diff=f"{workers_diff:.3g}",
+        vs_one_device_step2=f"{ref_diff:.3g} ({ref_key})",
+        seconds=f"{seconds:.0f}",
+        train_seconds=f"{w0['train_seconds']:.0f}",
+    )
     assert checksum_diff <= 1e-6, (w0["checksum"], w1["checksum"])
     assert workers_diff <= 1e-6, key
     assert ref_diff <= 1e-4, ref_key
 
 
 # 3. Exact resume.
+
 
 def test_resume_is_exact(resume_runs):
     r6, r3, rr = resume_runs["full"], resume_runs["first"], resume_runs["resumed"]
@@ -351,10 +459,14 @@ def test_resume_is_exact(resume_runs):
     diff, key = max_abs_diff(resume_runs["full_weights"], resume_runs["resumed_weights"])
     metric_diff = max(abs(r6["metrics"][k] - rr["metrics"][k]) for k in r6["metrics"])
     # λ_ds is a function of the step: at iteration 5 (0-based), 2 * (1 - 5/10) = 1.
-    report("resume 3 + 3 vs 6", max_weight_diff=f"{diff:.3g} ({key})",
-           metric_max_diff=f"{metric_diff:.3g}", lambda_ds=rr["metrics"]["G/lambda_ds"],
-           seconds=f"{resume_runs['seconds']:.0f} (full6, resume and mismatch, concurrent)",
-           train_seconds=f"full6 {r6['train_seconds']:.0f}, resume {rr['train_seconds']:.0f}")
+    report(
+        "resume 3 + 3 vs 6",
+        max_weight_diff=f"{diff:.3g} ({key})",
+        metric_max_diff=f"{metric_diff:.3g}",
+        lambda_ds=rr["metrics"]["G/lambda_ds"],
+        seconds=f"{resume_runs['seconds']:.0f} (full6, resume and mismatch, concurrent)",
+        train_seconds=f"full6 {r6['train_seconds']:.0f}, resume {rr['train_seconds']:.0f}",
+    )
     assert rr["metrics"]["G/lambda_ds"] == pytest.approx(r6["metrics"]["G/lambda_ds"], abs=1e-7)
     assert rr["metrics"]["G/lambda_ds"] == pytest.approx(1.0, abs=1e-6)
     assert r3["metrics"]["G/lambda_ds"] == pytest.approx(2.0 * (1 - 2 / 10), abs=1e-6)
@@ -363,6 +475,7 @@ def test_resume_is_exact(resume_runs):
 
 
 # 4. A config mismatch on resume is refused.
+
 
 def test_resume_with_another_lr_is_refused(resume_runs):
     result = resume_runs["mismatch"]
@@ -379,12 +492,17 @@ def test_resume_with_another_lr_is_refused(resume_runs):
 
 # 5. TensorBoard and the sample grid.
 
+
 def read_events(logs):
     """({scalar tag: {step: [values]}}, {image tag: {step: [tensors]}}) of every event file."""
     import tensorflow as tf
 
-    event_files = [os.path.join(d, f) for d, _, fs in os.walk(logs) for f in fs
-                   if f.startswith("events.out.tfevents")]
+    event_files = [
+        os.path.join(d, f)
+        for d, _, fs in os.walk(logs)
+        for f in fs
+        if f.startswith("events.out.tfevents")
+    ]
     assert event_files, f"no event file under {logs}"
     scalars, images = {}, {}
     for path in event_files:
@@ -392,12 +510,16 @@ def read_events(logs):
             for value in event.summary.value:
                 plugin = value.metadata.plugin_data.plugin_name
                 if plugin == "scalars" or value.HasField("simple_value"):
-                    v = (value.simple_value if value.HasField("simple_value")
-                         else float(tf.make_ndarray(value.tensor)))
+                    v = (
+                        value.simple_value
+                        if value.HasField("simple_value")
+                        else float(tf.make_ndarray(value.tensor))
+                    )
                     scalars.setdefault(value.tag, {}).setdefault(event.step, []).append(v)
                 elif plugin == "images":
                     images.setdefault(value.tag, {}).setdefault(event.step, []).append(
-                        tf.make_ndarray(value.tensor))
+                        tf.make_ndarray(value.tensor)
+                    )
     return len(event_files), scalars, images
 
 
@@ -445,6 +567,7 @@ def test_tensorboard_scalars_and_sample_grid(resume_runs):
 
 # 4. Preemption of one worker of a cluster.
 
+
 @pytest.mark.faults
 def test_sigterm_to_one_worker_stops_the_cluster_at_one_step(tmp, init_dir):
     """SIGTERM reaches only the non-chief worker; both save the same step, and resume from it."""
@@ -453,14 +576,32 @@ def test_sigterm_to_one_worker_stops_the_cluster_at_one_step(tmp, init_dir):
     def run(total_iters, **extra):
         ports = [free_port(), free_port()]
         cluster = {"worker": [f"localhost:{p}" for p in ports]}
-        specs = [{"tasks": [train_task("multi_worker", workdir, init_dir, total_iters,
-                                       config=CONFIG, **(extra if index == 1 else {}))]}
-                 for index in range(2)]
-        envs = [{"TF_CONFIG": json.dumps({"cluster": cluster,
-                                          "task": {"type": "worker", "index": index}})}
-                for index in range(2)]
-        return [r for (r,) in run_workers(specs, tmp, [f"p{total_iters}w0", f"p{total_iters}w1"],
-                                          envs)]
+        specs = [
+            {
+                "tasks": [
+                    train_task(
+                        "multi_worker",
+                        workdir,
+                        init_dir,
+                        total_iters,
+                        config=CONFIG,
+                        **(extra if index == 1 else {}),
+                    )
+                ]
+            }
+            for index in range(2)
+        ]
+        envs = [
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                )
+            }
+            for index in range(2)
+        ]
+        return [
+            r for (r,) in run_workers(specs, tmp, [f"p{total_iters}w0", f"p{total_iters}w1"], envs)
+        ]
 
     w0, w1 = run(50, sigterm_self_at_step=2)
     stopped = w0.get("preempted_at")

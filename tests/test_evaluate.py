@@ -36,11 +36,18 @@ def setup(tmp_path_factory):
     write_domain_folder(str(root / "val"), 3, rng, DOMAINS)
     weights = fixture_dir("eval_reference")
     flags = [
-        "--train_data", root / "train", "--val_data", root / "val",
-        "--inception_weights", weights / "torchvision_inception_v3_random.pth",
-        "--alexnet_weights", weights / "torchvision_alexnet_random.pth",
-        "--lpips_weights", weights / "lpips_weights_random.ckpt",
-        "--stats_cache", root / "cache",
+        "--train_data",
+        root / "train",
+        "--val_data",
+        root / "val",
+        "--inception_weights",
+        weights / "torchvision_inception_v3_random.pth",
+        "--alexnet_weights",
+        weights / "torchvision_alexnet_random.pth",
+        "--lpips_weights",
+        weights / "lpips_weights_random.ckpt",
+        "--stats_cache",
+        root / "cache",
     ]
     return root, model_dir, flags
 
@@ -49,16 +56,29 @@ def test_cli_writes_every_task_of_both_modes(setup):
     root, model_dir, flags = setup
     out = root / "out"
     status, stdout, stderr = run_module(
-        "stargan_tf.evaluate", "--checkpoint", model_dir, *flags, "--mode=both",
-        "--inception=official", "--num_outs_per_domain=2", "--val_batch_size=2", "--out", out,
-        "--save_images")
+        "stargan_tf.evaluate",
+        "--checkpoint",
+        model_dir,
+        *flags,
+        "--mode=both",
+        "--inception=official",
+        "--num_outs_per_domain=2",
+        "--val_batch_size=2",
+        "--out",
+        out,
+        "--save_images",
+    )
     assert status == 0, stderr[-3000:]
     path = out / "metrics_000007.json"  # The checkpoint's step.
     assert str(path) in stdout
     results = json.loads(path.read_text())
     tasks = ["dog2cat", "cat2dog"]  # By target domain, then source: the official order.
-    expected = [f"{metric}_{mode}/{task}" for mode in ("latent", "reference")
-                for metric in ("FID", "LPIPS") for task in tasks + ["mean"]]
+    expected = [
+        f"{metric}_{mode}/{task}"
+        for mode in ("latent", "reference")
+        for metric in ("FID", "LPIPS")
+        for task in tasks + ["mean"]
+    ]
     assert list(results) == expected
     for name, value in results.items():
         assert math.isfinite(value) and value > 0, name
@@ -85,16 +105,33 @@ def test_cli_writes_every_task_of_both_modes(setup):
 
 def test_cli_usage_errors(setup):
     root, model_dir, flags = setup
-    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", model_dir, *flags,
-                                  "--num_outs_per_domain=1", "--out", root / "bad"),
-                       "--num_outs_per_domain=1 must be >= 2")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.evaluate",
+            "--checkpoint",
+            model_dir,
+            *flags,
+            "--num_outs_per_domain=1",
+            "--out",
+            root / "bad",
+        ),
+        "--num_outs_per_domain=1 must be >= 2",
+    )
     missing = [f if "lpips_weights_random" not in str(f) else root / "nope.ckpt" for f in flags]
-    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", model_dir, *missing,
-                                  "--out", root / "bad"),
-                       "--lpips_weights=", "nope.ckpt is not a file", "README")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.evaluate", "--checkpoint", model_dir, *missing, "--out", root / "bad"
+        ),
+        "--lpips_weights=",
+        "nope.ckpt is not a file",
+        "README",
+    )
     hpf_dir, _ = make_model_dir(root / "hpf", dataclasses.replace(TINY2, w_hpf=1.0))
-    assert_usage_error(run_module("stargan_tf.evaluate", "--checkpoint", hpf_dir, *flags,
-                                  "--out", root / "bad"), "w_hpf=1", "FAN")
+    assert_usage_error(
+        run_module("stargan_tf.evaluate", "--checkpoint", hpf_dir, *flags, "--out", root / "bad"),
+        "w_hpf=1",
+        "FAN",
+    )
     assert not (root / "bad").exists()
 
 
@@ -107,12 +144,22 @@ def test_trainer_evaluation_writes_json_and_scalars(setup):
     weights = dict(zip(flags[4::2], flags[5::2]))  # "--inception_weights" -> path, ...
     model = dataclasses.replace(TINY2, dim_in=8, max_conv_dim=16)
     config = TrainConfig(
-        model=model, train_data=str(root / "train"), val_data=str(root / "val"),
-        workdir=str(root / "work"), batch_size=2, val_batch_size=2, total_iters=2, save_every=2,
-        sample_every=100, print_every=1, eval_every=2, num_outs_per_domain=2,
+        model=model,
+        train_data=str(root / "train"),
+        val_data=str(root / "val"),
+        workdir=str(root / "work"),
+        batch_size=2,
+        val_batch_size=2,
+        total_iters=2,
+        save_every=2,
+        sample_every=100,
+        print_every=1,
+        eval_every=2,
+        num_outs_per_domain=2,
         inception_weights=str(weights["--inception_weights"]),
         alexnet_weights=str(weights["--alexnet_weights"]),
-        lpips_weights=str(weights["--lpips_weights"]))
+        lpips_weights=str(weights["--lpips_weights"]),
+    )
     with pytest.raises(UserError, match="--eval_every=2 needs: --lpips_weights is required"):
         dataclasses.replace(config, lpips_weights="").validate()
     source = folders.image_folder_source(str(root / "train"))
@@ -152,8 +199,9 @@ def test_eval_readers_of_one_domain(tmp_path):
     split = str(tmp_path / "val")
     stored = dh.write_split(split, dh.coded_images([5, 3], 16), num_shards=2)
     # eval_dataset(domain=1): the domain's images once, in stored order.
-    names = [n.decode() for _, _, f in pipeline.eval_dataset(split, 16, 2, domain=1)
-             for n in f.numpy()]
+    names = [
+        n.decode() for _, _, f in pipeline.eval_dataset(split, 16, 2, domain=1) for n in f.numpy()
+    ]
     assert names == [name for name, label in stored if label == 1]
     # reference_dataset: full batches of the domain, every image once per pass, seeded.
     batches = pipeline.reference_dataset(split, 16, 2, domain=0, seed=5).take(5)
@@ -175,12 +223,16 @@ def test_statistics_cache_key_follows_data_weights_and_size(tmp_path):
     # cache_path reads the extractor's variant and weights hash only.
     official = types.SimpleNamespace(variant="official", weights_sha256="a" * 64)
     key = lambda extractor=official, size=32, domain="cat": real_stats.cache_path(  # noqa: E731
-        str(tmp_path / "cache"), str(tmp_path / "train"), domain, extractor, size)
+        str(tmp_path / "cache"), str(tmp_path / "train"), domain, extractor, size
+    )
     first = key()
     assert first == key() and os.path.basename(first).startswith("cat-official-32px-")
-    others = {key(size=64), key(domain="dog"),
-              key(types.SimpleNamespace(variant="official", weights_sha256="b" * 64)),
-              key(types.SimpleNamespace(variant="fid", weights_sha256="a" * 64))}
+    others = {
+        key(size=64),
+        key(domain="dog"),
+        key(types.SimpleNamespace(variant="official", weights_sha256="b" * 64)),
+        key(types.SimpleNamespace(variant="fid", weights_sha256="a" * 64)),
+    }
     assert first not in others and len(others) == 4
     write_domain_folder(str(tmp_path / "train"), 3, rng, ("cat",))  # One more cat image.
     assert key() != first

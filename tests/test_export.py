@@ -40,15 +40,28 @@ EXPORT_ATOL = FACTOR * 6.0e-6
 # 1 vs 2) and 3.4e-5 (kernels); op determinism and repeats changed no bit.
 OFFICIAL_ATOL = FACTOR * 2.6e-5
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-SIGNATURES = ["translate_reference", "translate_latent", "translate_style", "style_from_reference",
-              "style_from_latent", "translate_reference_bytes", "translate_latent_bytes",
-              "translate_style_bytes", "style_from_reference_bytes", "translate_latent_psi",
-              "translate_latent_psi_bytes", "style_from_latent_psi", "mean_style", "domain_ids",
-              "model_info", "serving_default"]
+SIGNATURES = [
+    "translate_reference",
+    "translate_latent",
+    "translate_style",
+    "style_from_reference",
+    "style_from_latent",
+    "translate_reference_bytes",
+    "translate_latent_bytes",
+    "translate_style_bytes",
+    "style_from_reference_bytes",
+    "translate_latent_psi",
+    "translate_latent_psi_bytes",
+    "style_from_latent_psi",
+    "mean_style",
+    "domain_ids",
+    "model_info",
+    "serving_default",
+]
 
 # Runs in a fresh interpreter without site processing: site-packages is on the path (TensorFlow),
 # but not the editable install of stargan_tf (a .pth file), nor the repository.
-CLIENT = r'''
+CLIENT = r"""
 import json, sys
 sys.path += json.loads(sys.argv[1])
 try:
@@ -120,7 +133,7 @@ for name, call in bad.items():
 np.savez(out_path, **{k: np.asarray(v) for k, v in out.items()})
 json.dump({"importable": importable, "signatures": sorted(sig), "info": info, "errors": errors},
           open(out_path + ".json", "w"))
-'''
+"""
 
 
 def encode(image, fmt):
@@ -149,8 +162,12 @@ def served(exported, tmp_path_factory):
     rng = np.random.default_rng(0)
     # A JPEG and a PNG of other sizes than the model's 32 px, as image and reference.
     files = []
-    for name, fmt, size in (("a.jpg", "JPEG", (45, 38)), ("b.png", "PNG", (20, 27)),
-                            ("c.png", "PNG", (64, 50)), ("d.jpg", "JPEG", (32, 33))):
+    for name, fmt, size in (
+        ("a.jpg", "JPEG", (45, 38)),
+        ("b.png", "PNG", (20, 27)),
+        ("c.png", "PNG", (64, 50)),
+        ("d.jpg", "JPEG", (32, 33)),
+    ):
         (tmp / name).write_bytes(encode(random_image(rng, *size), fmt))
         files.append(str(tmp / name))
     d = {
@@ -167,9 +184,22 @@ def served(exported, tmp_path_factory):
     np.savez(tmp / "inputs.npz", **d)
     site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CLIENT, json.dumps(site), path,
-         str(tmp / "inputs.npz"), str(tmp / "out.npz")],
-        cwd=tmp, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            CLIENT,
+            json.dumps(site),
+            path,
+            str(tmp / "inputs.npz"),
+            str(tmp / "out.npz"),
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = dict(np.load(tmp / "out.npz"))
     meta = json.loads((tmp / "out.npz.json").read_text())
@@ -198,8 +228,9 @@ def test_float_signatures_equal_the_networks(exported, served):
         "style_from_latent": s_lat,
     }
     for name, value in expected.items():
-        np.testing.assert_allclose(out[name], np.asarray(value), atol=EXPORT_ATOL, rtol=0,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            out[name], np.asarray(value), atol=EXPORT_ATOL, rtol=0, err_msg=name
+        )
     # The Python call draws the same latent code for the same seed.
     for i in range(2):
         x_fake = stargan_tf.translate(networks, d["x"][i], int(d["y"][i]), seed=int(d["seed"][i]))
@@ -218,20 +249,26 @@ def test_bytes_signatures_round_trip_jpeg_and_png(exported, served):
     assert np.abs(png - to_uint8(out["translate_reference_decoded"])).max() <= 1
     g, f, e = networks.generator, networks.mapping_network, networks.style_encoder
     x, x_ref = d["x_decoded"], d["x_ref_decoded"]
-    np.testing.assert_allclose(out["translate_reference_decoded"], g(x, e(x_ref, d["y"])),
-                               atol=EXPORT_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        out["translate_reference_decoded"], g(x, e(x_ref, d["y"])), atol=EXPORT_ATOL, rtol=0
+    )
     s_lat = f(latent_codes(d["seed"], 8), d["y"])
     assert np.abs(out["translate_latent_bytes"].astype(int) - to_uint8(g(x, s_lat))).max() <= 1
     assert np.abs(out["translate_style_bytes"].astype(int) - to_uint8(g(x, d["style"]))).max() <= 1
-    np.testing.assert_allclose(out["style_from_reference_bytes"], e(x_ref, d["y"]),
-                               atol=EXPORT_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        out["style_from_reference_bytes"], e(x_ref, d["y"]), atol=EXPORT_ATOL, rtol=0
+    )
 
 
 def test_domain_names_travel_with_the_model(exported, served):
     _, _, path, _ = exported
     _, out, meta = served
-    assert meta["info"] == {"domain_names": list(DOMAINS), "img_size": 32, "style_dim": 16,
-                            "latent_dim": 8}
+    assert meta["info"] == {
+        "domain_names": list(DOMAINS),
+        "img_size": 32,
+        "style_dim": 16,
+        "latent_dim": 8,
+    }
     assert out["domain_ids"].tolist() == [2, 0]
     assert open(os.path.join(path, "assets", "domain_names.txt")).read() == "cat\ndog\nwild\n"
 
@@ -239,8 +276,10 @@ def test_domain_names_travel_with_the_model(exported, served):
 def test_bad_inputs_get_clear_errors(served):
     errors = served[2]["errors"]
     assert "images must be [N, 32, 32, 3]" in errors["wrong_size"]
-    assert "target_domain out of range: the domains are 0=cat, 1=dog, 2=wild" in \
-        errors["domain_too_big"]
+    assert (
+        "target_domain out of range: the domains are 0=cat, 1=dog, 2=wild"
+        in errors["domain_too_big"]
+    )
     assert "target_domain out of range" in errors["domain_negative"]
     assert "must be floats in [-1, 1]" in errors["uint8_range"]
     assert "target_domain needs one id per image" in errors["batch_mismatch"]
@@ -250,8 +289,13 @@ def test_bad_inputs_get_clear_errors(served):
 def test_saved_model_cli_shows_and_runs_serving_default(exported, served, tmp_path):
     _, base, path, _ = exported
     assert os.path.basename(path) == "1" and sorted(os.listdir(base)) == ["1"]  # no temp left
-    show = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", path, "--all"], capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
+    show = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--dir", path, "--all"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert show.returncode == 0, show.stderr[-3000:]
     for name in SIGNATURES:
         assert f"signature_def['{name}']" in show.stdout, name
@@ -259,23 +303,48 @@ def test_saved_model_cli_shows_and_runs_serving_default(exported, served, tmp_pa
     for name in ("x", "x_ref", "y"):
         np.save(tmp_path / f"{name}.npy", d[name])
     run = subprocess.run(
-        [SAVED_MODEL_CLI, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
-         "serving_default", "--inputs",
-         f"images={tmp_path}/x.npy;reference_images={tmp_path}/x_ref.npy;"
-         f"target_domain={tmp_path}/y.npy", "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path}/x.npy;reference_images={tmp_path}/x_ref.npy;"
+            f"target_domain={tmp_path}/y.npy",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "x_fake.npy"),
-                               out["translate_reference"], atol=EXPORT_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out" / "x_fake.npy"),
+        out["translate_reference"],
+        atol=EXPORT_ATOL,
+        rtol=0,
+    )
 
 
 def test_export_of_converted_official_model_reproduces_fake_ref(small64_dir, tmp_path):
     # A *_nets.ckpt: trained networks only (no EMA), exported with a warning.
-    networks = stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt"),
-                                                      domain_names=list(DOMAINS))
+    networks = stargan_tf.convert_official_checkpoint(
+        str(small64_dir / "nets.ckpt"), domain_names=list(DOMAINS)
+    )
     stargan_tf.save_networks(networks, str(tmp_path / "converted"), ema=False)
-    status, stdout, stderr = run_module("stargan_tf.export", "--checkpoint",
-                                        tmp_path / "converted", "--export_dir", tmp_path / "base")
+    status, stdout, stderr = run_module(
+        "stargan_tf.export",
+        "--checkpoint",
+        tmp_path / "converted",
+        "--export_dir",
+        tmp_path / "base",
+    )
     assert status == 0, stderr[-3000:]
     assert "holds no EMA networks" in stderr and "trained (no EMA" in stdout
     assert str(tmp_path / "base" / "1") in stdout
@@ -283,11 +352,15 @@ def test_export_of_converted_official_model_reproduces_fake_ref(small64_dir, tmp
     sig = tf.saved_model.load(str(tmp_path / "base" / "1")).signatures["translate_reference"]
 
     def x_fake(target_domain):
-        return sig(images=tf.constant(fixture["x"]), reference_images=tf.constant(fixture["x_ref"]),
-                   target_domain=tf.constant(target_domain))["x_fake"].numpy()
+        return sig(
+            images=tf.constant(fixture["x"]),
+            reference_images=tf.constant(fixture["x_ref"]),
+            target_domain=tf.constant(target_domain),
+        )["x_fake"].numpy()
 
-    np.testing.assert_allclose(x_fake(fixture["y_trg"]), fixture["fake_ref"], atol=OFFICIAL_ATOL,
-                               rtol=0)
+    np.testing.assert_allclose(
+        x_fake(fixture["y_trg"]), fixture["fake_ref"], atol=OFFICIAL_ATOL, rtol=0
+    )
     # The source domains in place of the target ones (a wiring mistake): outside the tolerance.
     assert (fixture["y_org"] != fixture["y_trg"]).all()
     wrong = x_fake(fixture["y_org"])
@@ -298,13 +371,26 @@ def test_versions_are_numbered_and_never_overwritten(exported, tmp_path):
     _, base, _, _ = exported
     assert serving.next_version(str(base)) == 2
     assert serving.next_version(str(tmp_path / "none")) == 1
-    assert_usage_error(run_module("stargan_tf.export", "--checkpoint", tmp_path, "--export_dir",
-                                  base, "--version", 1), "version 1 was exported already")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.export", "--checkpoint", tmp_path, "--export_dir", base, "--version", 1
+        ),
+        "version 1 was exported already",
+    )
 
 
 def test_missing_checkpoint_dir_is_a_usage_error(tmp_path):
-    assert_usage_error(run_module("stargan_tf.export", "--checkpoint", tmp_path / "nope",
-                                  "--export_dir", tmp_path / "base"), "nope", "not a directory")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.export",
+            "--checkpoint",
+            tmp_path / "nope",
+            "--export_dir",
+            tmp_path / "base",
+        ),
+        "nope",
+        "not a directory",
+    )
 
 
 def test_face_models_without_their_fan_are_refused(tmp_path):

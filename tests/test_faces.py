@@ -56,32 +56,63 @@ def test_training_computes_the_masks_of_x_real_and_of_the_fakes(wing_path, fan, 
     # the step reports that are computed at the initial weights (D latent; G latent's style,
     # diversity and cycle terms: D's updates do not reach them) equal the losses with the FAN's
     # masks, and not those without masks.
-    model = ModelConfig(img_size=64, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
-                        dim_in=8, w_hpf=1)
+    model = ModelConfig(
+        img_size=64, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16, dim_in=8, w_hpf=1
+    )
     rng = np.random.default_rng(0)
     # Batch 1: the FAN runs at 256 px whatever the image size, three times per step.
-    batch = {k: rng.uniform(-1, 1, [1, 64, 64, 3]).astype(np.float32)
-             for k in ("x_real", "x_ref", "x_ref2")}
-    batch.update(y_org=np.array([0], np.int32), y_trg=np.array([1], np.int32),
-                 z_trg=rng.standard_normal([1, 4]).astype(np.float32),
-                 z_trg2=rng.standard_normal([1, 4]).astype(np.float32))
-    config = TrainConfig(model=model, workdir=str(tmp_path / "run"), batch_size=1, total_iters=1,
-                         save_every=1, sample_every=1, print_every=1, wing_path=str(wing_path))
-    sample_input = {"x_src": batch["x_real"], "y_src": batch["y_org"], "x_ref": batch["x_ref"],
-                    "y_ref": batch["y_trg"]}
-    trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"),
-                      tf.data.Dataset.from_tensors(batch).repeat(), sample_input)
+    batch = {
+        k: rng.uniform(-1, 1, [1, 64, 64, 3]).astype(np.float32)
+        for k in ("x_real", "x_ref", "x_ref2")
+    }
+    batch.update(
+        y_org=np.array([0], np.int32),
+        y_trg=np.array([1], np.int32),
+        z_trg=rng.standard_normal([1, 4]).astype(np.float32),
+        z_trg2=rng.standard_normal([1, 4]).astype(np.float32),
+    )
+    config = TrainConfig(
+        model=model,
+        workdir=str(tmp_path / "run"),
+        batch_size=1,
+        total_iters=1,
+        save_every=1,
+        sample_every=1,
+        print_every=1,
+        wing_path=str(wing_path),
+    )
+    sample_input = {
+        "x_src": batch["x_real"],
+        "y_src": batch["y_org"],
+        "x_ref": batch["x_ref"],
+        "y_ref": batch["y_trg"],
+    }
+    trainer = Trainer(
+        config,
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        tf.data.Dataset.from_tensors(batch).repeat(),
+        sample_input,
+    )
     nets = trainer.nets
     assert nets.fan is not None and not nets.fan.trainable_weights
     b = batch
     expected = {}
     for masks, fan_fn in ((nets.masks(b["x_real"]), fan.get_heatmap), (None, None)):
-        _, d = losses.discriminator_loss(nets, b["x_real"], b["y_org"], b["y_trg"],
-                                         z_trg=b["z_trg"], masks=masks)
-        _, g = losses.generator_loss(nets, b["x_real"], b["y_org"], b["y_trg"],
-                                     z_trgs=(b["z_trg"], b["z_trg2"]), masks=masks, fan=fan_fn)
+        _, d = losses.discriminator_loss(
+            nets, b["x_real"], b["y_org"], b["y_trg"], z_trg=b["z_trg"], masks=masks
+        )
+        _, g = losses.generator_loss(
+            nets,
+            b["x_real"],
+            b["y_org"],
+            b["y_trg"],
+            z_trgs=(b["z_trg"], b["z_trg2"]),
+            masks=masks,
+            fan=fan_fn,
+        )
         expected["masks" if masks is not None else "none"] = {
-            k: float(v) for k, v in {**d, **g}.items()}
+            k: float(v) for k, v in {**d, **g}.items()
+        }
     metrics = trainer.train()
     checked = ["D/latent/real", "D/latent/fake", "G/latent/sty", "G/latent/ds", "G/latent/cyc"]
     for k in checked:
@@ -89,7 +120,8 @@ def test_training_computes_the_masks_of_x_real_and_of_the_fakes(wing_path, fan, 
     # Masks change what is checked (the fakes and the cycle), so the check can fail.
     for k in ("D/latent/fake", "G/latent/ds", "G/latent/cyc"):
         assert abs(expected["masks"][k] - expected["none"][k]) > max(
-            1e-4, TRAIN_RTOL * abs(expected["masks"][k])), k
+            1e-4, TRAIN_RTOL * abs(expected["masks"][k])
+        ), k
     # The sample grid (masks of its sources) was rendered.
     assert (tmp_path / "run" / "samples" / "000001.png").exists()
     # The workdir keeps the FAN: it samples and exports without --wing_path.
@@ -108,13 +140,28 @@ def converted(hpf256_dir, wing_path, tmp_path_factory):
     nets = torch.load(hpf256_dir / "nets.ckpt", map_location="cpu", weights_only=True)
     fan_state = torch.load(wing_path, map_location="cpu", weights_only=True)["state_dict"]
     ckpt = tmp / "100000_nets_ema.ckpt"
-    torch.save({"generator": nets["generator"], "mapping_network": nets["mapping_network"],
-                "style_encoder": nets["style_encoder"], "fan": fan_state}, ckpt)
+    torch.save(
+        {
+            "generator": nets["generator"],
+            "mapping_network": nets["mapping_network"],
+            "style_encoder": nets["style_encoder"],
+            "fan": fan_state,
+        },
+        ckpt,
+    )
     out = tmp / "celeba_hq"
     status, stdout, stderr = run_command(
-        [sys.executable,
-         REPO / "tools" / "convert_pytorch_checkpoint.py", "--checkpoint", ckpt, "--out", out,
-         "--domain_names", "female,male"])
+        [
+            sys.executable,
+            REPO / "tools" / "convert_pytorch_checkpoint.py",
+            "--checkpoint",
+            ckpt,
+            "--out",
+            out,
+            "--domain_names",
+            "female,male",
+        ]
+    )
     assert status == 0, stderr[-3000:]
     assert "fan" in stdout and "w_hpf 1" in stdout
     return out, dict(np.load(hpf256_dir / "fixture.npz"))
@@ -156,9 +203,18 @@ def test_sample_cli_renders_a_face_model(converted, face_model, tmp_path):
     write_image(tmp_path / "src" / "female" / "a.png", src)
     write_image(tmp_path / "ref" / "male" / "b.png", ref)
     status, stdout, stderr = run_module(
-        "stargan_tf.sample", "--checkpoint", out, "--src_dir", tmp_path / "src",
-        "--ref_dir", tmp_path / "ref", "--out_dir", tmp_path / "out", "--num_styles=1",
-        "--novideos")
+        "stargan_tf.sample",
+        "--checkpoint",
+        out,
+        "--src_dir",
+        tmp_path / "src",
+        "--ref_dir",
+        tmp_path / "ref",
+        "--out_dir",
+        tmp_path / "out",
+        "--num_styles=1",
+        "--novideos",
+    )
     assert status == 0, stderr[-3000:]
     (written,) = (tmp_path / "out" / "reference").glob("*.jpg")
     got = np.asarray(Image.open(written)).astype(int)

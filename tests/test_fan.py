@@ -75,8 +75,11 @@ def test_masks_match_the_official_code(fan, fixture):
 def test_keras_batch_norm_epsilon_breaks_the_comparisons(fan, fixture):
     # Keras's default BatchNorm epsilon 1e-3 instead of PyTorch's 1e-5 (a porting mistake) must
     # put the raw heatmaps and the masks outside their tolerances.
-    norms = [layer for layer in fan._flatten_layers()
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in fan._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) == 55 and all(norm.epsilon == 1e-5 for norm in norms)
     try:
         for norm in norms:
@@ -87,8 +90,10 @@ def test_keras_batch_norm_epsilon_breaks_the_comparisons(fan, fixture):
         for norm in norms:
             norm.epsilon = 1e-5
     assert np.abs(raw - fixture["heatmaps_raw256"]).max() > RAW_TOLERANCE
-    assert max(np.abs(masks[i].numpy() - fixture[f"masks256_{i}"]).max()
-               for i in (0, 1)) > MASK_TOLERANCE
+    assert (
+        max(np.abs(masks[i].numpy() - fixture[f"masks256_{i}"]).max() for i in (0, 1))
+        > MASK_TOLERANCE
+    )
 
 
 def test_fan_is_frozen_and_all_official_weights_are_loaded(fan, fan_dir):
@@ -119,8 +124,9 @@ def test_landmarks_are_the_peaks_of_the_official_heatmaps(fan, fixture):
 def test_align_corners_resize_matches_torch():
     x = np.random.default_rng(0).standard_normal([2, 5, 7, 3]).astype(np.float32)
     ours = face_masks.resize_align_corners(tf.constant(x), 12).numpy()
-    ref = torch.nn.functional.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2), size=(12, 12),
-                                          mode="bilinear", align_corners=True)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(x).permute(0, 3, 1, 2), size=(12, 12), mode="bilinear", align_corners=True
+    )
     ref = ref.permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(ours, ref, rtol=0, atol=RESIZE_TOLERANCE)
     # Half-pixel centres (tf.image.resize's bilinear) instead of align_corners: far outside.

@@ -31,10 +31,19 @@ class Run:
     def __init__(self, split_dir, workdir, log_path, *flags):
         self.log_path = log_path
         self.log = open(log_path, "w")
-        argv = [sys.executable, "-m", "stargan_tf.train", f"--train_data={split_dir}",
-                f"--workdir={workdir}", *TINY, "--print_every=1", *flags]
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=subprocess_env())
+        argv = [
+            sys.executable,
+            "-m",
+            "stargan_tf.train",
+            f"--train_data={split_dir}",
+            f"--workdir={workdir}",
+            *TINY,
+            "--print_every=1",
+            *flags,
+        ]
+        self.proc = subprocess.Popen(
+            argv, stdout=self.log, stderr=subprocess.STDOUT, env=subprocess_env()
+        )
 
     def text(self):
         with open(self.log_path) as f:
@@ -123,9 +132,14 @@ def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
     seen = int(run.wait_for(r"step ([3-9]|\d\d+)/1000 \|").group(1))
 
     # While it runs, a second run on the same workdir is refused (nothing of the first clobbered).
-    status, _, stderr = run_module("stargan_tf.train", f"--train_data={split}",
-                                   f"--workdir={work}", *TINY, *flags,
-                                   what="a second training run on a workdir in use")
+    status, _, stderr = run_module(
+        "stargan_tf.train",
+        f"--train_data={split}",
+        f"--workdir={work}",
+        *TINY,
+        *flags,
+        what="a second training run on a workdir in use",
+    )
     assert status == 2, stderr[-3000:]
     assert "is in use by a running training" in stderr
 
@@ -139,8 +153,14 @@ def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
     assert checkpoint_state_steps(work / "checkpoints") == [stopped]
     assert assert_loads_and_finite(work / "checkpoints" / f"ckpt-{stopped}") == stopped
 
-    again = Run(split, work, tmp_path / "b.log", "--save_every=1000", "--sample_every=1000",
-                f"--total_iters={stopped + 1}")
+    again = Run(
+        split,
+        work,
+        tmp_path / "b.log",
+        "--save_every=1000",
+        "--sample_every=1000",
+        f"--total_iters={stopped + 1}",
+    )
     assert again.wait() == 0, again.text()[-3000:]
     assert f"at step {stopped}" in again.text()
     assert f"step {stopped + 1}/{stopped + 1}" in again.text()
@@ -148,8 +168,15 @@ def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
 
 def test_nan_loss_stops_with_the_term_and_step(split, tmp_path):
     work = tmp_path / "run"
-    run = Run(split, work, tmp_path / "nan.log", "--save_every=2", "--sample_every=1000",
-              "--total_iters=6", "--fault_nan_step=3")
+    run = Run(
+        split,
+        work,
+        tmp_path / "nan.log",
+        "--save_every=2",
+        "--sample_every=1000",
+        "--total_iters=6",
+        "--fault_nan_step=3",
+    )
     assert run.wait() == 1, run.text()[-3000:]
     errors = [line for line in run.text().splitlines() if re.match(r"^\S+: error: ", line)]
     assert len(errors) == 1 and "Traceback" not in run.text(), run.text()[-3000:]
@@ -159,8 +186,16 @@ def test_nan_loss_stops_with_the_term_and_step(split, tmp_path):
     assert assert_loads_and_finite(work / "checkpoints" / "ckpt-2") == 2
 
     # The same run with --nan_policy=skip goes on, counts the skipped step, stays finite.
-    skip = Run(split, work, tmp_path / "skip.log", "--save_every=2", "--sample_every=1000",
-               "--total_iters=4", "--fault_nan_step=3", "--nan_policy=skip")
+    skip = Run(
+        split,
+        work,
+        tmp_path / "skip.log",
+        "--save_every=2",
+        "--sample_every=1000",
+        "--total_iters=4",
+        "--fault_nan_step=3",
+        "--nan_policy=skip",
+    )
     assert skip.wait() == 0, skip.text()[-3000:]
     assert "step 3: non-finite" in skip.text() and "1 skipped so far" in skip.text()
     assert assert_loads_and_finite(work / "checkpoints" / "ckpt-4") == 4
@@ -190,9 +225,16 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(split, tmp_path):
 def test_bad_nan_policy_is_a_usage_error(split, tmp_path, policy):
     from cli_helpers import assert_usage_error, run_module
 
-    assert_usage_error(run_module("stargan_tf.train", f"--train_data={split}",
-                                  f"--workdir={tmp_path / 'w'}", *TINY, f"--nan_policy={policy}"),
-                       "nan_policy")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.train",
+            f"--train_data={split}",
+            f"--workdir={tmp_path / 'w'}",
+            *TINY,
+            f"--nan_policy={policy}",
+        ),
+        "nan_policy",
+    )
 
 
 def test_truncated_shard_is_named_before_training(split, tmp_path):
@@ -204,9 +246,18 @@ def test_truncated_shard_is_named_before_training(split, tmp_path):
     shutil.copytree(split, copy)
     shard = sorted(copy.glob("*.tfrecord"))[-1]
     shard.write_bytes(shard.read_bytes()[:-100])  # an interrupted copy
-    assert_usage_error(run_module("stargan_tf.train", f"--train_data={copy}",
-                                  f"--workdir={tmp_path / 'w'}", *TINY, "--total_iters=2"),
-                       shard.name, "truncated", "make_tfrecords")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.train",
+            f"--train_data={copy}",
+            f"--workdir={tmp_path / 'w'}",
+            *TINY,
+            "--total_iters=2",
+        ),
+        shard.name,
+        "truncated",
+        "make_tfrecords",
+    )
     assert not (tmp_path / "w" / "checkpoints").exists()
 
 
@@ -215,8 +266,9 @@ def test_an_image_of_another_size_mid_dataset_is_resized(tmp_path):
     from stargan_tf.data import pipeline
 
     rng = np.random.default_rng(0)
-    images = {d: [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
-              for d in ("a", "b")}
+    images = {
+        d: [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(6)] for d in ("a", "b")
+    }
     images["b"][3] = rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)  # another size, mid-split
     write_split(str(tmp_path / "s"), images, img_size=32)
     source = pipeline.open_source(str(tmp_path / "s"))
@@ -244,9 +296,22 @@ def test_checkpoint_write_on_a_full_disk(split, tmp_path):
 
     log = open(tmp_path / "b.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stargan_tf.train", f"--train_data={split}", f"--workdir={work}",
-         *TINY, "--print_every=1", *common, "--total_iters=4"],
-        stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), preexec_fn=limit_file_size)
+        [
+            sys.executable,
+            "-m",
+            "stargan_tf.train",
+            f"--train_data={split}",
+            f"--workdir={work}",
+            *TINY,
+            "--print_every=1",
+            *common,
+            "--total_iters=4",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+        preexec_fn=limit_file_size,
+    )
     status = wait_for_exit(proc, 900, "the training run on a full disk")
     log.close()
     text = (tmp_path / "b.log").read_text()
@@ -300,7 +365,8 @@ def test_checkpoint_saver_never_names_deleted_files(tmp_path):
     for name in os.listdir(f"{d}"):
         if name.startswith("ckpt-6."):
             (tmp_path / "ckpts" / name.replace("ckpt-6", "ckpt-2")).write_bytes(
-                (tmp_path / "ckpts" / name).read_bytes())
+                (tmp_path / "ckpts" / name).read_bytes()
+            )
     saver.save(7)
     assert recovery.named_steps(d) == [5, 6, 7]
     assert not [n for n in os.listdir(d) if n.startswith(("ckpt-2.", "ckpt-4."))]

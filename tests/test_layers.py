@@ -75,10 +75,10 @@ def load_official(block, prefix, torch_module):
     state = torch_module.state_dict()
     names = [key for key, _, _ in entries]
     assert all(key.startswith(prefix + ".") for key in names), names
-    assert sorted(key[len(prefix) + 1:] for key in names) == sorted(state)
+    assert sorted(key[len(prefix) + 1 :] for key in names) == sorted(state)
     assert {id(v) for _, v, _ in entries} == {id(v) for v in block.weights}
     for key, var, layout in entries:
-        var.assign(to_keras(state[key[len(prefix) + 1:]].numpy(), layout))
+        var.assign(to_keras(state[key[len(prefix) + 1 :]].numpy(), layout))
 
 
 # Small PyTorch references, written from the structure of the official blocks (core/model.py).
@@ -424,8 +424,15 @@ def test_initial_weights_of_layers():
     np.testing.assert_array_equal(np.asarray(norm.beta), np.zeros(6, np.float32))
 
 
-@pytest.mark.parametrize("device,expected", [(None, tf.float64), ("/CPU:0", tf.float64),
-                                             ("/GPU:0", tf.float32), ("/device:TPU:0", tf.float32)])
+@pytest.mark.parametrize(
+    "device,expected",
+    [
+        (None, tf.float64),
+        ("/CPU:0", tf.float64),
+        ("/GPU:0", tf.float32),
+        ("/device:TPU:0", tf.float32),
+    ],
+)
 def test_instance_norm_statistics_dtype_follows_the_device(device, expected):
     """float64 statistics where PyTorch's CPU kernels accumulate in double, float32 on an
     accelerator (as the official CUDA kernels): read off the traced graph, so this runs on a

@@ -32,11 +32,14 @@ def _imports(name, path, modules):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             # `from pkg import module` imports the module; `from module import name` the module.
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                       for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
         else:
             continue
         found.update(t for t in targets if t in modules and t != name)
@@ -59,9 +62,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_upward_imports():
-    upward = [f"{m} (layer {stargan_tf.layer_of(m)}) imports {t} (layer {stargan_tf.layer_of(t)})"
-              for m, targets in _graph().items() for t in sorted(targets)
-              if stargan_tf.layer_of(t) > stargan_tf.layer_of(m)]
+    upward = [
+        f"{m} (layer {stargan_tf.layer_of(m)}) imports {t} (layer {stargan_tf.layer_of(t)})"
+        for m, targets in _graph().items()
+        for t in sorted(targets)
+        if stargan_tf.layer_of(t) > stargan_tf.layer_of(m)
+    ]
     assert upward == []
 
 
@@ -73,7 +79,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -95,9 +101,11 @@ def test_the_checker_sees_a_cycle_and_an_upward_edge(tmp_path, monkeypatch):
     modules["stargan_tf.layers.a"].write_text("def f():\n    from stargan_tf.training import b\n")
     modules["stargan_tf.training.b"].write_text("from stargan_tf.layers.a import f\n")
     assert _imports("stargan_tf.layers.a", modules["stargan_tf.layers.a"], modules) == {
-        "stargan_tf.training.b"}
+        "stargan_tf.training.b"
+    }
     assert _imports("stargan_tf.training.b", modules["stargan_tf.training.b"], modules) == {
-        "stargan_tf.layers.a"}
+        "stargan_tf.layers.a"
+    }
     assert stargan_tf.layer_of("stargan_tf.training.b") > stargan_tf.layer_of("stargan_tf.layers.a")
 
 
@@ -106,8 +114,12 @@ def _code_lines(function):
     not length)."""
     body = function.body
     lines = function.end_lineno - function.lineno + 1
-    if (len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)):
+    if (
+        len(body) > 1
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         lines -= body[0].end_lineno - body[0].lineno + 1
     return lines
 
@@ -121,24 +133,29 @@ def test_functions_are_short(root):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = _code_lines(node)
                 if lines > MAX_FUNCTION_LINES:
-                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
-                                f"({lines} lines)")
+                    long.append(
+                        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                        f"({lines} lines)"
+                    )
     assert long == []
 
 
 def test_the_model_directory_layout_has_one_owner():
     # The checkpoint names and the config file are spelled in stargan_tf/model_dir.py only.
-    spelled = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in sorted(PACKAGE.rglob("*.py"))
-               if p.name != "model_dir.py"
-               for i, line in enumerate(p.read_text().splitlines(), 1)
-               if re.search(r"ckpt-|\"checkpoints\"|rsplit\(\"-\"", line)]
+    spelled = [
+        f"{p.relative_to(PACKAGE.parent)}:{i}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "model_dir.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"ckpt-|\"checkpoints\"|rsplit\(\"-\"", line)
+    ]
     assert spelled == []
 
 
 def _tests_table():
     text = (PACKAGE.parent / "tests" / "conftest.py").read_text()
     doc = ast.get_docstring(ast.parse(text))
-    return doc[doc.index("module (stargan_tf/...)"):doc.index("Helpers:")]
+    return doc[doc.index("module (stargan_tf/...)") : doc.index("Helpers:")]
 
 
 def test_every_module_has_its_tests_named():
@@ -149,8 +166,10 @@ def test_every_module_has_its_tests_named():
         parts = name.split(".")[1:] or ["__init__"]
         stem = "__init__" if path.name == "__init__.py" and len(parts) > 1 else parts[-1]
         package = parts[0] if len(parts) > 1 else None
-        if not (re.search(rf"(?<![\w.]){re.escape(stem)}(?![\w.])", table)
-                or (package and f"{package}/*" in table)):
+        if not (
+            re.search(rf"(?<![\w.]){re.escape(stem)}(?![\w.])", table)
+            or (package and f"{package}/*" in table)
+        ):
             unlisted.append(name)
     assert unlisted == []
 

@@ -64,8 +64,10 @@ def with_gradient_norms(nets, d, branch, loss_fn=None):
         total, metrics = (loss_fn or branch_loss)(nets, d, branch)
     grads = tape.gradient(total, [variables[k] for k in names])
     # A parameter the loss does not reach has no gradient (None); its norm is 0.
-    norms = {k: 0.0 if g is None else float(np.linalg.norm(np.asarray(g, np.float64)))
-             for k, g in zip(names, grads)}
+    norms = {
+        k: 0.0 if g is None else float(np.linalg.norm(np.asarray(g, np.float64)))
+        for k, g in zip(names, grads)
+    }
     return float(total), {k: float(v) for k, v in metrics.items()}, norms
 
 
@@ -88,13 +90,20 @@ def gradient_norm_mismatches(norms, d, branch):
     absolute = np.abs(ours - official)
     worst_rel = int(np.argmax(np.where(large, rel, -1.0)))
     worst_abs = int(np.argmax(np.where(large, -1.0, absolute))) if (~large).any() else None
-    summary = (f"{branch}: worst rel {rel[worst_rel]:.2e} ({keys[worst_rel]}: "
-               f"ours {ours[worst_rel]:.6g} vs {official[worst_rel]:.6g})"
-               + (f", worst abs (small norms) {absolute[worst_abs]:.1e} ({keys[worst_abs]})"
-                  if worst_abs is not None else ""))
-    failures = [f"{branch} {k}: ours {ours[i]:.6g} vs official {official[i]:.6g}"
-                for i, k in enumerate(keys)
-                if (large[i] and rel[i] > GRAD_RTOL) or (not large[i] and absolute[i] > GRAD_ATOL)]
+    summary = (
+        f"{branch}: worst rel {rel[worst_rel]:.2e} ({keys[worst_rel]}: "
+        f"ours {ours[worst_rel]:.6g} vs {official[worst_rel]:.6g})"
+        + (
+            f", worst abs (small norms) {absolute[worst_abs]:.1e} ({keys[worst_abs]})"
+            if worst_abs is not None
+            else ""
+        )
+    )
+    failures = [
+        f"{branch} {k}: ours {ours[i]:.6g} vs official {official[i]:.6g}"
+        for i, k in enumerate(keys)
+        if (large[i] and rel[i] > GRAD_RTOL) or (not large[i] and absolute[i] > GRAD_ATOL)
+    ]
     return failures, summary
 
 
@@ -109,10 +118,12 @@ def branch_loss(nets, d, branch):
     if branch == "d_ref":
         return losses.discriminator_loss(nets, x, y_org, y_trg, x_ref=d["x_ref"], masks=masks)
     if branch == "g_lat":
-        return losses.generator_loss(nets, x, y_org, y_trg, z_trgs=(d["z_trg"], d["z_trg2"]),
-                                     masks=masks, fan=fan)
-    return losses.generator_loss(nets, x, y_org, y_trg, x_refs=(d["x_ref"], d["x_ref2"]),
-                                 masks=masks, fan=fan)
+        return losses.generator_loss(
+            nets, x, y_org, y_trg, z_trgs=(d["z_trg"], d["z_trg2"]), masks=masks, fan=fan
+        )
+    return losses.generator_loss(
+        nets, x, y_org, y_trg, x_refs=(d["x_ref"], d["x_ref2"]), masks=masks, fan=fan
+    )
 
 
 @pytest.fixture(scope="module", params=["official_small64", "official_hpf256"])
@@ -152,8 +163,9 @@ def test_loss_items_and_totals_match_the_official_code(computed):
     for branch in ("g_lat", "g_ref"):
         total, m, _ = out[branch]
         p = PREFIX[branch]
-        assert total == pytest.approx(m[p + "adv"] + m[p + "sty"] - m[p + "ds"] + m[p + "cyc"],
-                                      rel=1e-6)
+        assert total == pytest.approx(
+            m[p + "adv"] + m[p + "sty"] - m[p + "ds"] + m[p + "cyc"], rel=1e-6
+        )
     print(f"{name}: worst loss rel. error {errors[worst][2]:.2e} ({worst})")
 
 
@@ -174,6 +186,7 @@ def test_parameter_gradient_norms_match_the_official_code(computed):
 
 
 # Deliberate mistakes the comparisons above must catch (on the small fixture: cheap).
+
 
 def generator_instance_norms(generator):
     blocks = generator.encode
@@ -208,8 +221,10 @@ def test_an_undetached_diversity_target_breaks_the_gradient_comparison(small_net
 
     def undetached(nets, d, branch):
         total, metrics = branch_loss(nets, d, branch)
-        fake, fake2 = (nets.generator(d["x"], nets.mapping_network(z, d["y_trg"]))
-                       for z in (d["z_trg"], d["z_trg2"]))
+        fake, fake2 = (
+            nets.generator(d["x"], nets.mapping_network(z, d["y_trg"]))
+            for z in (d["z_trg"], d["z_trg2"])
+        )
         live = tf.reduce_mean(tf.abs(fake - fake2))
         detached = tf.reduce_mean(tf.abs(fake - tf.stop_gradient(fake2)))
         return total + detached - live, metrics
@@ -221,6 +236,7 @@ def test_an_undetached_diversity_target_breaks_the_gradient_comparison(small_net
 
 
 # λ_ds schedule and argument checks.
+
 
 def test_lambda_ds_decays_linearly_to_zero_and_stays_there():
     def at(step):
@@ -255,13 +271,20 @@ def test_exactly_one_of_latent_and_reference(small_nets):
     with pytest.raises(ValueError, match="exactly one"):
         losses.discriminator_loss(nets, x, y_org, y_trg)
     with pytest.raises(ValueError, match="exactly one"):
-        losses.generator_loss(nets, x, y_org, y_trg, z_trgs=(d["z_trg"], d["z_trg2"]),
-                              x_refs=(d["x_ref"], d["x_ref2"]))
+        losses.generator_loss(
+            nets,
+            x,
+            y_org,
+            y_trg,
+            z_trgs=(d["z_trg"], d["z_trg2"]),
+            x_refs=(d["x_ref"], d["x_ref2"]),
+        )
     with pytest.raises(ValueError, match="exactly one"):
         losses.generator_loss(nets, x, y_org, y_trg)
 
 
 # R1.
+
 
 class TanhDiscriminator:
     """D(x, y) = sum over pixels of w[y] * tanh(x) + b[y]: its input gradient and the gradient of
@@ -289,7 +312,7 @@ def test_r1_penalty_equals_the_closed_form_and_is_second_order():
     w, x64 = disc.w.numpy().astype(np.float64), x.astype(np.float64)
     sech2 = 1.0 - np.tanh(x64) ** 2
     dx = w[y] * sech2  # d D(x_n, y_n) / d x_n
-    expected_r1 = 0.5 * np.mean(np.sum(dx ** 2, axis=(1, 2, 3)))
+    expected_r1 = 0.5 * np.mean(np.sum(dx**2, axis=(1, 2, 3)))
     expected_logits = np.sum(w[y] * np.tanh(x64), axis=(1, 2, 3)) + disc.b.numpy()[y]
     # dR1/dw[k] = (1/N) sum over n with y_n = k of w[k] * sech(x_n)^4.
     expected_grad_w = np.zeros_like(w)
@@ -323,17 +346,19 @@ def test_r1_penalty_of_a_real_discriminator_equals_a_per_sample_computation():
     with tf.GradientTape() as outer2:
         squares = []
         for i in range(len(x)):
-            xi = tf.constant(x[i:i + 1])
+            xi = tf.constant(x[i : i + 1])
             with tf.GradientTape() as inner:
                 inner.watch(xi)
-                out = disc(xi, y[i:i + 1])[0]
+                out = disc(xi, y[i : i + 1])[0]
             gi = inner.gradient(out, xi)
             squares.append(tf.reduce_sum(tf.square(gi)))
         expected = 0.5 * tf.add_n(squares) / len(x)
     expected_grads = outer2.gradient(expected, variables)
 
     assert abs(float(r1) - float(expected)) <= 1e-6 * max(1.0, abs(float(expected))), (
-        float(r1), float(expected))
+        float(r1),
+        float(expected),
+    )
     np.testing.assert_allclose(logits.numpy(), disc(x, y).numpy(), rtol=1e-6, atol=1e-6)
     # Every weight but the logits' bias (which does not change the input gradient) is reached.
     missing = [v.path for v, g in zip(variables, grads) if g is None]
@@ -343,8 +368,9 @@ def test_r1_penalty_of_a_real_discriminator_equals_a_per_sample_computation():
     for v, g, e in zip(variables, grads, expected_grads):
         assert (g is None) == (e is None), v.path
         if g is not None:
-            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-6 * total_norm,
-                                       err_msg=v.path)
+            np.testing.assert_allclose(
+                g.numpy(), e.numpy(), rtol=1e-4, atol=1e-6 * total_norm, err_msg=v.path
+            )
 
 
 def test_r1_term_reaches_the_discriminator_weights_and_scales_with_lambda_reg(small_nets):
@@ -352,13 +378,16 @@ def test_r1_term_reaches_the_discriminator_weights_and_scales_with_lambda_reg(sm
     variables = nets.discriminator.trainable_variables
 
     def dense(grads):  # None (a weight the loss does not reach): zeros
-        return [np.zeros(v.shape) if g is None else np.asarray(g, np.float64)
-                for v, g in zip(variables, grads)]
+        return [
+            np.zeros(v.shape) if g is None else np.asarray(g, np.float64)
+            for v, g in zip(variables, grads)
+        ]
 
     def d_grads(lambda_reg):
         with tf.GradientTape() as tape:
-            total, _ = losses.discriminator_loss(nets, d["x"], d["y_org"], d["y_trg"],
-                                                 z_trg=d["z_trg"], lambda_reg=lambda_reg)
+            total, _ = losses.discriminator_loss(
+                nets, d["x"], d["y_org"], d["y_trg"], z_trg=d["z_trg"], lambda_reg=lambda_reg
+            )
         return dense(tape.gradient(total, variables))
 
     with tf.GradientTape() as tape:
@@ -375,5 +404,6 @@ def test_r1_term_reaches_the_discriminator_weights_and_scales_with_lambda_reg(sm
     # It is lambda_reg times R1's own gradient.
     scale = np.linalg.norm(flat(g0))
     assert np.linalg.norm(reg1 - r1_flat) <= 1e-5 * scale + 1e-3 * np.linalg.norm(r1_flat)
-    assert np.linalg.norm(reg10 - 10 * r1_flat) <= (1e-5 * scale
-                                                    + 1e-3 * np.linalg.norm(10 * r1_flat))
+    assert np.linalg.norm(reg10 - 10 * r1_flat) <= (
+        1e-5 * scale + 1e-3 * np.linalg.norm(10 * r1_flat)
+    )

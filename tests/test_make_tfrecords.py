@@ -44,10 +44,16 @@ def png_16bit_rgb(w, h):
     raw = b"".join(b"\x00" + struct.pack(">H", 40000) * 3 * w for _ in range(h))
 
     def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 # Good images: path -> what to check about the record (None = only shape and dtype).
@@ -89,7 +95,7 @@ def make_tree(root, seed=0):
     save(d / "cat/upper.JPG", Image.fromarray(noise(50, 40, seed + 4)), "JPEG")
     # Exactly img_size, but stored upside down: top half black, bottom white, EXIF orientation 3.
     flipped = np.zeros((IMG_SIZE, IMG_SIZE, 3), np.uint8)
-    flipped[IMG_SIZE // 2:] = 255
+    flipped[IMG_SIZE // 2 :] = 255
     exif = Image.Exif()
     exif[0x0112] = 3
     save(d / "cat/rotated180.jpg", Image.fromarray(flipped), exif=exif)
@@ -139,21 +145,27 @@ def written(tree, tmp_path_factory):
     """The split written by a library call: (summary, split_dir)."""
     split_dir = tmp_path_factory.mktemp("out") / "train"
     images = tfrecords.find_images(str(tree))
-    summary = tfrecords.write_split(str(tree), images, str(split_dir), IMG_SIZE, num_shards=3,
-                                    workers=2, seed=0)
+    summary = tfrecords.write_split(
+        str(tree), images, str(split_dir), IMG_SIZE, num_shards=3, workers=2, seed=0
+    )
     return summary, split_dir
 
 
 def read_split(split_dir):
-    """Records of a split, in shard order: [(filename, label, encoded bytes, decoded uint8 array)]."""
+    """Records of a split, in shard order: [(filename, label, encoded bytes, decoded uint8
+    array)]."""
     import tensorflow as tf
 
     from stargan_tf.data import format as fmt
 
     def parse(serialized):
         ex = fmt.parse_example(serialized)
-        return ex["filename"], ex["label"], ex["image"], tf.io.decode_image(
-            ex["image"], channels=0, expand_animations=False)
+        return (
+            ex["filename"],
+            ex["label"],
+            ex["image"],
+            tf.io.decode_image(ex["image"], channels=0, expand_animations=False),
+        )
 
     ds = tf.data.TFRecordDataset(fmt.shard_paths(str(split_dir))).map(parse)  # decoded in tf.data
     return [(f.numpy().decode(), int(y), b.numpy(), x.numpy()) for f, y, b, x in ds]
@@ -197,10 +209,10 @@ def test_conversions(tree, written):
         else:
             assert data[:3] == b"\xff\xd8\xff", f"{filename} is not re-encoded as JPEG"
         if check == "upright":  # EXIF orientation 3 applied: white on top now
-            assert x[: IMG_SIZE // 2 - 2].mean() > 240 and x[IMG_SIZE // 2 + 2:].mean() < 15
+            assert x[: IMG_SIZE // 2 - 2].mean() > 240 and x[IMG_SIZE // 2 + 2 :].mean() < 15
         if check == "white_left":  # transparency composited over white
             assert x[:, : IMG_SIZE // 2 - 3].min() > 240, filename
-            assert x[:, IMG_SIZE // 2 + 3:].mean() < 200, filename
+            assert x[:, IMG_SIZE // 2 + 3 :].mean() < 200, filename
         if check == "mid_gray":  # 16 bits scaled to 8, not clipped to 255
             assert abs(float(x.mean()) - 128) < 3, x.mean()
         if check == "gray":
@@ -233,8 +245,9 @@ def test_dataset_json(written):
         "counts": [6, 6, 2],
         "num_examples": len(GOOD),
         "shards": [f"data-{i:05d}-of-00003.tfrecord" for i in range(3)],
-        "shard_bytes": [(split_dir / f"data-{i:05d}-of-00003.tfrecord").stat().st_size
-                        for i in range(3)],
+        "shard_bytes": [
+            (split_dir / f"data-{i:05d}-of-00003.tfrecord").stat().st_size for i in range(3)
+        ],
         "shard_domains": [0, 1, 2],
     }
     # Nothing but the split's files: no temporary shard or json left behind.
@@ -243,8 +256,9 @@ def test_dataset_json(written):
 
 def test_output_does_not_depend_on_the_worker_count(tree, written, tmp_path):
     images = tfrecords.find_images(str(tree))
-    tfrecords.write_split(str(tree), images, str(tmp_path / "one"), IMG_SIZE, num_shards=3,
-                          workers=1, seed=0)
+    tfrecords.write_split(
+        str(tree), images, str(tmp_path / "one"), IMG_SIZE, num_shards=3, workers=1, seed=0
+    )
     for name in written[0].shards:
         assert (tmp_path / "one" / name).read_bytes() == (written[1] / name).read_bytes(), name
 
@@ -294,11 +308,13 @@ def test_a_file_name_that_is_not_utf8_is_skipped(tmp_path):
     with open(os.fsencode(tmp_path / "in/a") + b"/caf\xe9.png", "wb") as f:  # Latin-1 "café"
         Image.fromarray(noise(40, 40, 1)).save(f, "PNG")
     images = tfrecords.find_images(str(tmp_path / "in"))
-    summary = tfrecords.write_split(str(tmp_path / "in"), images, str(tmp_path / "out"), 16,
-                                    workers=1)
+    summary = tfrecords.write_split(
+        str(tmp_path / "in"), images, str(tmp_path / "out"), 16, workers=1
+    )
     assert summary.counts == (1,)
-    assert summary.skipped == (("a/caf\\xe9.png", "file name is not UTF-8 (records store names "
-                                "as UTF-8)"),)
+    assert summary.skipped == (
+        ("a/caf\\xe9.png", "file name is not UTF-8 (records store names as UTF-8)"),
+    )
     assert "a/caf\\xe9.png\t" in (tmp_path / "out" / "skipped.txt").read_text()
 
 
@@ -309,11 +325,13 @@ def test_an_existing_split_needs_overwrite(tree, tmp_path):
     (out / "notes.md").write_text("mine")
     with pytest.raises(UserError, match="already holds files; pass --overwrite"):
         tfrecords.write_split(str(tree), images, str(out), IMG_SIZE, workers=2)
-    summary = tfrecords.write_split(str(tree), images, str(out), IMG_SIZE, num_shards=2, workers=2,
-                                    overwrite=True)
+    summary = tfrecords.write_split(
+        str(tree), images, str(out), IMG_SIZE, num_shards=2, workers=2, overwrite=True
+    )
     # The old 3 shards are gone; files the tool did not write are kept.
-    assert sorted(os.listdir(out)) == sorted(list(summary.shards)
-                                             + ["dataset.json", "notes.md", "skipped.txt"])
+    assert sorted(os.listdir(out)) == sorted(
+        list(summary.shards) + ["dataset.json", "notes.md", "skipped.txt"]
+    )
     assert len(read_split(out)) == len(GOOD)
 
 
@@ -349,8 +367,20 @@ def run_tool(*args):
 def test_cli_train_and_val(tree, tmp_path):
     val = make_tree(tmp_path / "val", seed=100)
     out = tmp_path / "out"
-    status, stdout, stderr = run_tool("--train_dir", tree, "--val_dir", val, "--output_dir", out,
-                                      "--img_size", IMG_SIZE, "--workers", 2, "--num_shards", 2)
+    status, stdout, stderr = run_tool(
+        "--train_dir",
+        tree,
+        "--val_dir",
+        val,
+        "--output_dir",
+        out,
+        "--img_size",
+        IMG_SIZE,
+        "--workers",
+        2,
+        "--num_shards",
+        2,
+    )
     assert status == 0, stderr
     for split in ("train", "val"):
         meta = json.loads((out / split / "dataset.json").read_text())
@@ -369,25 +399,37 @@ def test_cli_empty_domain(tmp_path):
     save(tmp_path / "in/cat/good.png", Image.fromarray(noise(40, 40, 0)))
     (tmp_path / "in/dog").mkdir()
     (tmp_path / "in/dog/broken.jpg").write_text("not an image")
-    result = run_tool("--train_dir", tmp_path / "in", "--output_dir", tmp_path / "out",
-                      "--img_size", 16)
-    assert_usage_error(result, "Domain dog", "no usable images",
-                       "dog/broken.jpg: not a JPEG, PNG or WebP image")
+    result = run_tool(
+        "--train_dir", tmp_path / "in", "--output_dir", tmp_path / "out", "--img_size", 16
+    )
+    assert_usage_error(
+        result, "Domain dog", "no usable images", "dog/broken.jpg: not a JPEG, PNG or WebP image"
+    )
     assert os.listdir(tmp_path / "out" / "train") == []
 
 
 def test_cli_bad_inputs(tree, tmp_path):
     out = tmp_path / "out"
     assert_usage_error(run_tool("--output_dir", out, "--img_size", 32), "--train_dir")
-    assert_usage_error(run_tool("--train_dir", tmp_path / "nope", "--output_dir", out,
-                                "--img_size", 32), "nope does not exist")
+    assert_usage_error(
+        run_tool("--train_dir", tmp_path / "nope", "--output_dir", out, "--img_size", 32),
+        "nope does not exist",
+    )
     other = tmp_path / "other"
     for domain in ("cat", "dog", "bird"):
         save(other / domain / "a.png", Image.fromarray(noise(40, 40, 0)))
-    assert_usage_error(run_tool("--train_dir", tree, "--val_dir", other, "--output_dir", out,
-                                "--img_size", 32), "missing in val: wild; not in train: bird")
-    assert_usage_error(run_tool("--train_dir", tree, "--output_dir", out, "--img_size", 32,
-                                "--num_shards", "many"), "--num_shards=many")
-    assert_usage_error(run_tool("--train_dir", tree, "--output_dir", tree / "records",
-                                "--img_size", 32), "is inside --train_dir")
+    assert_usage_error(
+        run_tool("--train_dir", tree, "--val_dir", other, "--output_dir", out, "--img_size", 32),
+        "missing in val: wild; not in train: bird",
+    )
+    assert_usage_error(
+        run_tool(
+            "--train_dir", tree, "--output_dir", out, "--img_size", 32, "--num_shards", "many"
+        ),
+        "--num_shards=many",
+    )
+    assert_usage_error(
+        run_tool("--train_dir", tree, "--output_dir", tree / "records", "--img_size", 32),
+        "is inside --train_dir",
+    )
     assert not out.exists()

@@ -66,8 +66,9 @@ def test_official_preprocessing_is_pil_bilinear_on_uint8(ref):
     _, f = ref
     resized = np.stack([inception.pil_resize(image, 299) for image in f["images_u8"]])
     np.testing.assert_array_equal(resized, f["fid_official_resized299_u8"])
-    np.testing.assert_array_equal(inception.official_input(f["images_u8"]),
-                                  f["fid_official_input299"])
+    np.testing.assert_array_equal(
+        inception.official_input(f["images_u8"]), f["fid_official_input299"]
+    )
     # A real resample first (96x80 -> 64x64: PIL's antialiased bilinear downscale).
     down = np.stack([inception.pil_resize(image, 64) for image in f["resize_case_src_u8"]])
     np.testing.assert_array_equal(down, f["resize_case_resized64_u8"])
@@ -89,8 +90,10 @@ def test_official_inception_features(ref, official_inception):
     assert _rel_err(f["contrast_fid_official_features_if_transform_input"], want) > 1e-1
     assert _rel_err(f["contrast_fid_official_features_float_bilinear"], want) > 1e-2
     down = np.stack([inception.pil_resize(image, 64) for image in f["resize_case_src_u8"]])
-    assert _rel_err(official_inception.features(down),
-                    f["resize_case_fid_official_features"]) <= INCEPTION_RTOL
+    assert (
+        _rel_err(official_inception.features(down), f["resize_case_fid_official_features"])
+        <= INCEPTION_RTOL
+    )
 
 
 def test_transform_input_breaks_the_inception_comparison(ref, official_inception):
@@ -112,8 +115,12 @@ def test_fid_inception_features(ref, fid_inception):
         assert _rel_err(out[ours][:1], want) <= INCEPTION_RTOL, ours
     assert _rel_err(out["features"], f["fid_pt_features"]) <= INCEPTION_RTOL
     # features() of the uint8 images is that path.
-    np.testing.assert_allclose(fid_inception.features(f["images_u8"][:2]), out["features"][:2],
-                               rtol=0, atol=1e-4 * np.abs(out["features"]).max())
+    np.testing.assert_allclose(
+        fid_inception.features(f["images_u8"][:2]),
+        out["features"][:2],
+        rtol=0,
+        atol=1e-4 * np.abs(out["features"]).max(),
+    )
 
 
 def test_inception_refuses_the_other_variants_file(ref):
@@ -128,8 +135,9 @@ def test_inception_refuses_the_other_variants_file(ref):
 @pytest.fixture(scope="module")
 def official_lpips(ref):
     path, _ = ref
-    return lpips.LPIPS(str(path / "torchvision_alexnet_random.pth"),
-                       str(path / "lpips_weights_random.ckpt"))
+    return lpips.LPIPS(
+        str(path / "torchvision_alexnet_random.pth"), str(path / "lpips_weights_random.ckpt")
+    )
 
 
 @pytest.mark.parametrize("size", ["64", "256"])
@@ -137,8 +145,9 @@ def test_lpips_distances(ref, official_lpips, size):
     _, f = ref
     x, y = f[f"lpips_x{size}"], f[f"lpips_y{size}"]
     per_layer = official_lpips.per_layer(x, y)
-    np.testing.assert_allclose(per_layer, f[f"lpips_official_pairs{size}_per_layer"], rtol=0,
-                               atol=LPIPS_ATOL)
+    np.testing.assert_allclose(
+        per_layer, f[f"lpips_official_pairs{size}_per_layer"], rtol=0, atol=LPIPS_ATOL
+    )
     d = official_lpips.distances(x, y)
     np.testing.assert_allclose(d, f[f"lpips_official_pairs{size}"], rtol=0, atol=LPIPS_ATOL)
     assert d[0] == 0.0  # Identical images.
@@ -168,10 +177,12 @@ def test_lpips_alexnet_features(ref, official_lpips):
 def test_lpips_grouped_mean(ref, official_lpips):
     _, f = ref
     group = list(f["lpips_group64"])  # 4 outputs of 3 images each
-    pairs = [np.mean(official_lpips.distances(group[i], group[j]))
-             for i in range(4) for j in range(i + 1, 4)]
-    np.testing.assert_allclose(pairs, f["lpips_official_group64_pairwise"], rtol=0,
-                               atol=LPIPS_ATOL)
+    pairs = [
+        np.mean(official_lpips.distances(group[i], group[j]))
+        for i in range(4)
+        for j in range(i + 1, 4)
+    ]
+    np.testing.assert_allclose(pairs, f["lpips_official_group64_pairwise"], rtol=0, atol=LPIPS_ATOL)
     value = official_lpips.lpips_given_images(group)
     assert isinstance(value, float)
     assert abs(value - f["lpips_official_group64_value"]) <= LPIPS_ATOL
@@ -180,16 +191,20 @@ def test_lpips_grouped_mean(ref, official_lpips):
 def test_lpips_reads_the_package_weights_too(ref):
     path, f = ref
     # The lpips package's v0.1 alex file holds the official lpips_weights.ckpt values.
-    real = lpips.LPIPS(str(path / "torchvision_alexnet_random.pth"),
-                       str(path / "lpips_package_alex_lin.pth"))
+    real = lpips.LPIPS(
+        str(path / "torchvision_alexnet_random.pth"), str(path / "lpips_package_alex_lin.pth")
+    )
     for size in ("64", "256"):
         d = real.distances(f[f"lpips_x{size}"], f[f"lpips_y{size}"])
-        np.testing.assert_allclose(d, f[f"lpips_official_realckpt_pairs{size}"], rtol=0,
-                                   atol=LPIPS_ATOL)
+        np.testing.assert_allclose(
+            d, f[f"lpips_official_realckpt_pairs{size}"], rtol=0, atol=LPIPS_ATOL
+        )
         assert abs(d.mean() - f[f"lpips_official_realckpt_batch{size}"]) <= LPIPS_ATOL
     with pytest.raises(UserError, match="lacks lpips_weights.0.main.1.weight"):
-        lpips.LPIPS(str(path / "torchvision_alexnet_random.pth"),
-                    str(path / "torchvision_alexnet_random.pth"))
+        lpips.LPIPS(
+            str(path / "torchvision_alexnet_random.pth"),
+            str(path / "torchvision_alexnet_random.pth"),
+        )
 
 
 def _case(f, name):
@@ -228,7 +243,8 @@ def test_frechet_distance_to_few_samples_equals_sqrtm():
         assert abs(got - want) <= 1e-6 * abs(want), (n1, n2)
     big = rng.normal(size=[80, 64])  # More samples than dimensions: sqrtm itself.
     assert frechet.frechet_distance_to_samples(mu1, sigma1, big) == metrics.frechet_distance(
-        mu1, sigma1, *metrics.statistics(big))
+        mu1, sigma1, *metrics.statistics(big)
+    )
 
 
 def test_frechet_distance_eps_fallback_and_statistics():

@@ -54,20 +54,24 @@ def test_modconv_generator_structure_and_gradients_to_every_style_affine(w_hpf):
     adain = Generator(64, 8, 32, w_hpf=w_hpf, dim_in=8)
     assert len(g.decode) == len(adain.decode) == 4 + (1 if w_hpf else 0)
     assert [(b.dim_in, b.dim_out, b.upsample) for b in g.decode] == [
-        (b.dim_in, b.dim_out, b.upsample) for b in adain.decode]
+        (b.dim_in, b.dim_out, b.upsample) for b in adain.decode
+    ]
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, [2, 64, 64, 3]).astype(np.float32))
     s = tf.constant(rng.normal(size=[2, 8]).astype(np.float32))
     masks = None
     if w_hpf:
-        masks = (tf.constant(rng.uniform(0, 1, [2, 64, 64, 1]).astype(np.float32)),
-                 tf.constant(rng.uniform(0, 1, [2, 64, 64, 1]).astype(np.float32)))
+        masks = (
+            tf.constant(rng.uniform(0, 1, [2, 64, 64, 1]).astype(np.float32)),
+            tf.constant(rng.uniform(0, 1, [2, 64, 64, 1]).astype(np.float32)),
+        )
     with tf.GradientTape() as tape:
         y = g(x, s, masks)
         loss = tf.reduce_sum(y * rng.normal(size=y.shape))
     assert y.shape == (2, 64, 64, 3) and y.dtype == tf.float32
-    grads = dict(zip([v.path for v in g.trainable_variables],
-                     tape.gradient(loss, g.trainable_variables)))
+    grads = dict(
+        zip([v.path for v in g.trainable_variables], tape.gradient(loss, g.trainable_variables))
+    )
     affine = [p for p in grads if "affine" in p]
     assert len(affine) == 2 * 3 * len(g.decode)  # kernel + bias of conv1, conv2, to_rgb per block
     for path in affine:
@@ -83,8 +87,10 @@ def test_modconv_generator_structure_and_gradients_to_every_style_affine(w_hpf):
 def test_decoder_in_config_checkpoints_and_get_config(tmp_path):
     config = ModelConfig(**SMALL, w_hpf=0, decoder="modconv")
     assert ModelConfig.from_dict(config.to_dict()) == config
-    assert ModelConfig.from_dict({k: v for k, v in config.to_dict().items()
-                                  if k != "decoder"}).decoder == "adain"  # older config.json
+    assert (
+        ModelConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "decoder"}).decoder
+        == "adain"
+    )  # older config.json
     with pytest.raises(ValueError, match="decoder='stylegan' must be one of adain, modconv"):
         ModelConfig(decoder="stylegan")
     nets = stargan_tf.build_networks(config, discriminator=False)
@@ -105,8 +111,7 @@ def test_a_checkpoint_of_the_other_decoder_is_refused(tmp_path):
     # Resuming a run with the other decoder: the differences name it.
     saved = config_lib.TrainConfig(model=adain, workdir=str(tmp_path))
     current = config_lib.TrainConfig(model=modconv, workdir=str(tmp_path))
-    assert config_lib.differences(saved, current) == [
-        "decoder: 'adain' (checkpoint) vs 'modconv'"]
+    assert config_lib.differences(saved, current) == ["decoder: 'adain' (checkpoint) vs 'modconv'"]
     # A training config written before the decoder moved into the model config.
     old = saved.to_dict()
     del old["model"]["decoder"]
@@ -116,8 +121,12 @@ def test_a_checkpoint_of_the_other_decoder_is_refused(tmp_path):
     from stargan_tf.training.trainer import Trainer
 
     model_dir.save_networks(stargan_tf.build_networks(adain), str(tmp_path / "adain"), ema=False)
-    config = config_lib.TrainConfig(model=modconv, workdir=str(tmp_path / "run"),
-                                    init_from=str(tmp_path / "adain"), batch_size=1)
+    config = config_lib.TrainConfig(
+        model=modconv,
+        workdir=str(tmp_path / "run"),
+        init_from=str(tmp_path / "adain"),
+        batch_size=1,
+    )
     with pytest.raises(UserError, match="another config.*decoder: adain vs modconv"):
         Trainer(config, tf.distribute.get_strategy(), None)
 
@@ -136,8 +145,9 @@ def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
     from stargan_tf.inference import models, serving
 
     config = tiny(decoder="modconv", domain_names=())
-    model_dir.save_networks(stargan_tf.build_networks(config, discriminator=False),
-                             str(tmp_path / "model"))
+    model_dir.save_networks(
+        stargan_tf.build_networks(config, discriminator=False), str(tmp_path / "model")
+    )
     networks, ema = models.load_inference_networks(str(tmp_path / "model"))
     path = serving.export_versioned(networks, str(tmp_path / "base"))
     rng = np.random.default_rng(0)
@@ -145,8 +155,9 @@ def test_export_of_a_modconv_model_translates_as_the_networks(tmp_path):
     x_ref = rng.uniform(-1, 1, [2, 32, 32, 3]).astype(np.float32)
     y = np.array([1, 0], np.int64)
     sig = tf.saved_model.load(path).signatures["translate_reference"]
-    x_fake = sig(images=tf.constant(x), reference_images=tf.constant(x_ref),
-                 target_domain=tf.constant(y))["x_fake"]
+    x_fake = sig(
+        images=tf.constant(x), reference_images=tf.constant(x_ref), target_domain=tf.constant(y)
+    )["x_fake"]
     want = networks.generator(x, networks.style_encoder(x_ref, y))
     np.testing.assert_allclose(x_fake, want, atol=EXPORT_ATOL, rtol=0)
     # The styles of the other domains (a wiring mistake): outside the tolerance.
@@ -161,15 +172,24 @@ def test_training_iterations_with_modconv_then_resuming_with_adain_is_refused(tm
 
     model = tiny(decoder="modconv", domain_names=())
     rng = np.random.default_rng(0)
-    batch = {"x_real": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
-             "y_org": np.array([0, 1], np.int32), "y_trg": np.array([1, 0], np.int32),
-             "x_ref": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
-             "x_ref2": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
-             "z_trg": rng.normal(size=[2, 4]).astype(np.float32),
-             "z_trg2": rng.normal(size=[2, 4]).astype(np.float32)}
+    batch = {
+        "x_real": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+        "y_org": np.array([0, 1], np.int32),
+        "y_trg": np.array([1, 0], np.int32),
+        "x_ref": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+        "x_ref2": rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8),
+        "z_trg": rng.normal(size=[2, 4]).astype(np.float32),
+        "z_trg2": rng.normal(size=[2, 4]).astype(np.float32),
+    }
     data = tf.data.Dataset.from_tensors(batch).repeat()
-    config = config_lib.TrainConfig(model=model, workdir=str(tmp_path), batch_size=2,
-                                    total_iters=2, save_every=2, sample_every=100)
+    config = config_lib.TrainConfig(
+        model=model,
+        workdir=str(tmp_path),
+        batch_size=2,
+        total_iters=2,
+        save_every=2,
+        sample_every=100,
+    )
     trainer = Trainer(config, tf.distribute.get_strategy(), data)
     before = [v.numpy() for v in trainer.nets.generator.trainable_variables]
     metrics = trainer.train()
@@ -179,8 +199,15 @@ def test_training_iterations_with_modconv_then_resuming_with_adain_is_refused(tm
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model"]["decoder"] == "modconv"
     assert stargan_tf.load_networks(str(tmp_path)).generator.decoder == "modconv"
-    adain = config_lib.TrainConfig(**{**config.__dict__, "model": ModelConfig(
-        **{**model.to_dict(), "domain_names": model.domain_names, "decoder": "adain"})})
-    with pytest.raises(UserError,
-                       match="another config: decoder: 'modconv' .checkpoint. vs 'adain'"):
+    adain = config_lib.TrainConfig(
+        **{
+            **config.__dict__,
+            "model": ModelConfig(
+                **{**model.to_dict(), "domain_names": model.domain_names, "decoder": "adain"}
+            ),
+        }
+    )
+    with pytest.raises(
+        UserError, match="another config: decoder: 'modconv' .checkpoint. vs 'adain'"
+    ):
         Trainer(adain, tf.distribute.get_strategy(), data).restore()

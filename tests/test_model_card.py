@@ -18,33 +18,63 @@ def test_file_sha256(tmp_path):
 
 
 def test_converted_official_weights_carry_their_license(tmp_path):
-    meta = {"model": TINY.to_dict(),
-            "source": {"official_checkpoint": "/data/expr/100000_nets_ema.ckpt",
-                       "sha256": "ab" * 32, "step": 100000}}
+    meta = {
+        "model": TINY.to_dict(),
+        "source": {
+            "official_checkpoint": "/data/expr/100000_nets_ema.ckpt",
+            "sha256": "ab" * 32,
+            "step": 100000,
+        },
+    }
     card = model_card.card_text(meta)
-    for fragment in ["Domains | cat, dog", "32 x 32", "modconv", "`100000_nets_ema.ckpt`",
-                     "ab" * 32, "step 100000", "CC BY-NC 4.0", "non-commercial", "Choi",
-                     "clovaai/stargan-v2", "MIT", "load_networks"]:
+    for fragment in [
+        "Domains | cat, dog",
+        "32 x 32",
+        "modconv",
+        "`100000_nets_ema.ckpt`",
+        "ab" * 32,
+        "step 100000",
+        "CC BY-NC 4.0",
+        "non-commercial",
+        "Choi",
+        "clovaai/stargan-v2",
+        "MIT",
+        "load_networks",
+    ]:
         assert fragment in card, fragment
     assert "/data/expr" not in card  # the file's name, not where it lay
 
 
 def test_a_trained_model_states_its_run(tmp_path):
-    train = {"train_data": "data/tfr/train", "total_iters": 1600, "batch_size": 8, "lr": 2e-3,
-             "init_from": ""}
-    card = model_card.card_text({"model": TINY.to_dict(), "train": train,
-                                 "provenance": {"tensorflow": "2.21.0"}})
-    for fragment in ["Trained with stargan-tf-train on `data/tfr/train`", "1600 iterations",
-                     "batch_size 8", "lr 0.002", "tensorflow 2.21.0", "MIT"]:
+    train = {
+        "train_data": "data/tfr/train",
+        "total_iters": 1600,
+        "batch_size": 8,
+        "lr": 2e-3,
+        "init_from": "",
+    }
+    card = model_card.card_text(
+        {"model": TINY.to_dict(), "train": train, "provenance": {"tensorflow": "2.21.0"}}
+    )
+    for fragment in [
+        "Trained with stargan-tf-train on `data/tfr/train`",
+        "1600 iterations",
+        "batch_size 8",
+        "lr 0.002",
+        "tensorflow 2.21.0",
+        "MIT",
+    ]:
         assert fragment in card, fragment
     assert "CC BY-NC" not in card
     # Started from a converted official model: the official license follows the weights.
     official = tmp_path / "converted"
     official.mkdir()
-    (official / "config.json").write_text(json.dumps(
-        {"model": TINY.to_dict(), "source": {"official_checkpoint": "/x/nets.ckpt"}}))
-    card = model_card.card_text({"model": TINY.to_dict(),
-                                 "train": {**train, "init_from": str(official)}})
+    (official / "config.json").write_text(
+        json.dumps({"model": TINY.to_dict(), "source": {"official_checkpoint": "/x/nets.ckpt"}})
+    )
+    card = model_card.card_text(
+        {"model": TINY.to_dict(), "train": {**train, "init_from": str(official)}}
+    )
     assert "initialised from" in card and "CC BY-NC 4.0" in card and "Choi" in card
 
 

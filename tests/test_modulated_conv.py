@@ -33,8 +33,12 @@ def per_sample_reference(layer, x, s):
         xn = x[n : n + 1]
         if layer.upsample:
             xn = np.repeat(np.repeat(xn, 2, axis=1), 2, axis=2)
-        y = tf.nn.conv2d(xn.astype(np.float64), wn.astype(np.float64), strides=layer.strides,
-                         padding=[[0, 0], [pad, pad], [pad, pad], [0, 0]]).numpy()
+        y = tf.nn.conv2d(
+            xn.astype(np.float64),
+            wn.astype(np.float64),
+            strides=layer.strides,
+            padding=[[0, 0], [pad, pad], [pad, pad], [0, 0]],
+        ).numpy()
         if layer.use_bias:
             y = y + layer.bias.numpy()
         out.append(y)
@@ -42,14 +46,17 @@ def per_sample_reference(layer, x, s):
 
 
 @pytest.mark.parametrize("demodulate", [True, False])
-@pytest.mark.parametrize("kernel_size,upsample,strides",
-                         [(3, False, 1), (3, True, 1), (3, False, 2), (1, False, 1), (3, True, 2)])
+@pytest.mark.parametrize(
+    "kernel_size,upsample,strides",
+    [(3, False, 1), (3, True, 1), (3, False, 2), (1, False, 1), (3, True, 2)],
+)
 def test_modulated_conv_equals_per_sample_kernels(demodulate, kernel_size, upsample, strides):
     rng = np.random.default_rng(0)
     x = rng.normal(size=[3, 8, 8, 5]).astype(np.float32)
     s = rng.normal(size=[3, 6]).astype(np.float32)
-    layer = ModulatedConv2D(7, kernel_size, demodulate=demodulate, upsample=upsample,
-                            strides=strides)
+    layer = ModulatedConv2D(
+        7, kernel_size, demodulate=demodulate, upsample=upsample, strides=strides
+    )
     layer(x, s)
     randomize(layer, rng)
     got = layer(x, s).numpy()
@@ -100,7 +107,12 @@ def test_to_rgb_is_an_undemodulated_1x1_modconv_with_bias():
     layer = ToRGB()
     layer(x, s)
     randomize(layer, rng)
-    assert (layer.filters, layer.kernel_size, layer.demodulate, layer.use_bias) == (3, 1, False, True)
+    assert (layer.filters, layer.kernel_size, layer.demodulate, layer.use_bias) == (
+        3,
+        1,
+        False,
+        True,
+    )
     np.testing.assert_allclose(layer(x, s).numpy(), per_sample_reference(layer, x, s), atol=ATOL)
     assert ToRGB.from_config(layer.get_config()).get_config() == layer.get_config()
 

@@ -15,14 +15,26 @@ from stargan_tf.networks import count_params
 # Official parameter counts (clovaai/stargan-v2 networks at their default sizes), for the model
 # each training flagfile in configs/ describes, with the official data's domain count.
 OFFICIAL_COUNTS = {
-    ("celeba_hq256.cfg", 2): {"generator": 43_467_395, "mapping_network": 2_438_272,
-                              "style_encoder": 20_916_928, "discriminator": 20_852_290},
-    ("afhq256.cfg", 3): {"generator": 33_892_995, "mapping_network": 3_259_072,
-                         "style_encoder": 20_949_760, "discriminator": 20_852_803},
+    ("celeba_hq256.cfg", 2): {
+        "generator": 43_467_395,
+        "mapping_network": 2_438_272,
+        "style_encoder": 20_916_928,
+        "discriminator": 20_852_290,
+    },
+    ("afhq256.cfg", 3): {
+        "generator": 33_892_995,
+        "mapping_network": 3_259_072,
+        "style_encoder": 20_949_760,
+        "discriminator": 20_852_803,
+    },
     # The 512 px config uses the modulated-convolution decoder (the official AdaIN generator at
     # 512 px, 33_964_099 parameters, is pinned in test_modconv_generator.py).
-    ("afhq512.cfg", 3): {"generator": 33_807_765, "mapping_network": 3_259_072,
-                         "style_encoder": 20_978_656, "discriminator": 20_881_699},
+    ("afhq512.cfg", 3): {
+        "generator": 33_807_765,
+        "mapping_network": 3_259_072,
+        "style_encoder": 20_978_656,
+        "discriminator": 20_881_699,
+    },
 }
 
 
@@ -68,8 +80,15 @@ def test_official_constructor_defaults():
 @pytest.mark.parametrize("img_size", [32, 64, 128, 256, 512, 1024])
 @pytest.mark.parametrize("w_hpf", [0.0, 1.0])
 def test_shapes_at_every_size(img_size, w_hpf):
-    config = ModelConfig(img_size=img_size, style_dim=8, latent_dim=4, num_domains=3,
-                         max_conv_dim=16, w_hpf=w_hpf, dim_in=4)
+    config = ModelConfig(
+        img_size=img_size,
+        style_dim=8,
+        latent_dim=4,
+        num_domains=3,
+        max_conv_dim=16,
+        w_hpf=w_hpf,
+        dim_in=4,
+    )
     nets = stargan_tf.build_networks(config)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, [2, img_size, img_size, 3]).astype(np.float32)
@@ -88,8 +107,9 @@ def test_shapes_at_every_size(img_size, w_hpf):
 
 
 def test_masks_change_the_output_only_with_hpf():
-    config = ModelConfig(img_size=64, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16,
-                         w_hpf=1, dim_in=8)
+    config = ModelConfig(
+        img_size=64, style_dim=8, latent_dim=4, num_domains=2, max_conv_dim=16, w_hpf=1, dim_in=8
+    )
     nets = stargan_tf.build_networks(config)
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, [1, 64, 64, 3]).astype(np.float32)
@@ -98,23 +118,44 @@ def test_masks_change_the_output_only_with_hpf():
     ones = np.ones([1, 256, 256, 1], np.float32)
     without = nets.generator(x, s).numpy()
     # A zero mask adds HighPass(0) = 0: the same as no masks.
-    np.testing.assert_allclose(nets.generator(x, s, masks=(zeros, zeros)).numpy(), without, atol=1e-6)
+    np.testing.assert_allclose(
+        nets.generator(x, s, masks=(zeros, zeros)).numpy(), without, atol=1e-6
+    )
     assert np.abs(nets.generator(x, s, masks=(ones, ones)).numpy() - without).max() > 1e-3
 
-    plain = stargan_tf.build_networks(ModelConfig(img_size=64, num_domains=2, w_hpf=0, dim_in=8,
-                                                  max_conv_dim=16, style_dim=8, latent_dim=4))
+    plain = stargan_tf.build_networks(
+        ModelConfig(
+            img_size=64,
+            num_domains=2,
+            w_hpf=0,
+            dim_in=8,
+            max_conv_dim=16,
+            style_dim=8,
+            latent_dim=4,
+        )
+    )
     with pytest.raises(ValueError, match="w_hpf = 0"):
         plain.generator(x, s, masks=(ones, ones))
 
 
 def test_discriminator_picks_the_domain_logit():
-    nets = stargan_tf.build_networks(ModelConfig(img_size=32, num_domains=4, dim_in=8,
-                                                 max_conv_dim=16, style_dim=8, latent_dim=4, w_hpf=0))
+    nets = stargan_tf.build_networks(
+        ModelConfig(
+            img_size=32,
+            num_domains=4,
+            dim_in=8,
+            max_conv_dim=16,
+            style_dim=8,
+            latent_dim=4,
+            w_hpf=0,
+        )
+    )
     x = np.random.default_rng(2).uniform(-1, 1, [3, 32, 32, 3]).astype(np.float32)
     y = np.array([3, 0, 2])
     all_logits = nets.discriminator(x).numpy()
-    np.testing.assert_allclose(nets.discriminator(x, y).numpy(), all_logits[np.arange(3), y],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        nets.discriminator(x, y).numpy(), all_logits[np.arange(3), y], rtol=1e-6
+    )
 
 
 def test_style_heads_are_picked_per_sample():
@@ -122,13 +163,15 @@ def test_style_heads_are_picked_per_sample():
     z = np.random.default_rng(3).normal(size=[3, 4]).astype(np.float32)
     per_domain = [f(z, np.full([3], d)).numpy() for d in range(3)]
     mixed = f(z, np.array([2, 0, 1])).numpy()
-    np.testing.assert_allclose(mixed, np.stack([per_domain[2][0], per_domain[0][1],
-                                                per_domain[1][2]]), rtol=1e-6)
+    np.testing.assert_allclose(
+        mixed, np.stack([per_domain[2][0], per_domain[0][1], per_domain[1][2]]), rtol=1e-6
+    )
 
 
 def test_wrong_image_size_is_a_clear_error():
-    nets = stargan_tf.build_networks(ModelConfig(img_size=32, dim_in=8, max_conv_dim=16,
-                                                 style_dim=8, latent_dim=4, w_hpf=0))
+    nets = stargan_tf.build_networks(
+        ModelConfig(img_size=32, dim_in=8, max_conv_dim=16, style_dim=8, latent_dim=4, w_hpf=0)
+    )
     x = np.zeros([1, 64, 64, 3], np.float32)
     with pytest.raises(ValueError, match=r"\[N, 32, 32, 3\].*img_size=32"):
         nets.style_encoder(x, np.zeros([1], np.int32))
@@ -145,8 +188,7 @@ def test_unsupported_img_size(img_size):
 
 
 def test_official_initialisation():
-    nets = stargan_tf.build_networks(ModelConfig(img_size=64, dim_in=64, max_conv_dim=128,
-                                                 w_hpf=0))
+    nets = stargan_tf.build_networks(ModelConfig(img_size=64, dim_in=64, max_conv_dim=128, w_hpf=0))
     for _, net in nets.items():
         for var in net.weights:
             name = var.path
@@ -166,8 +208,9 @@ def test_official_initialisation():
 
 
 def test_get_config_round_trip():
-    config = ModelConfig(img_size=64, style_dim=8, latent_dim=4, num_domains=3, max_conv_dim=32,
-                         w_hpf=1, dim_in=16)
+    config = ModelConfig(
+        img_size=64, style_dim=8, latent_dim=4, num_domains=3, max_conv_dim=32, w_hpf=1, dim_in=16
+    )
     nets = stargan_tf.build_networks(config)
     x = np.zeros([1, 64, 64, 3], np.float32)
     y = np.zeros([1], np.int32)

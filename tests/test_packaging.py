@@ -28,11 +28,18 @@ pytestmark = pytest.mark.packaging
 
 
 # Each console script, and a flag of its own that its --help must document.
-HELP_FLAGS = {"stargan-tf-train": "--recipe", "stargan-tf-convert": "--checkpoint",
-              "stargan-tf-make-tfrecords": "--train_dir", "stargan-tf-sample": "--src_dir",
-              "stargan-tf-translate": "--target_domain", "stargan-tf-export": "--export_dir",
-              "stargan-tf-evaluate": "--inception_weights", "stargan-tf-align": "--lm_path",
-              "stargan-tf-demo": "--train_per_domain", "stargan-tf-app": "--examples"}
+HELP_FLAGS = {
+    "stargan-tf-train": "--recipe",
+    "stargan-tf-convert": "--checkpoint",
+    "stargan-tf-make-tfrecords": "--train_dir",
+    "stargan-tf-sample": "--src_dir",
+    "stargan-tf-translate": "--target_domain",
+    "stargan-tf-export": "--export_dir",
+    "stargan-tf-evaluate": "--inception_weights",
+    "stargan-tf-align": "--lm_path",
+    "stargan-tf-demo": "--train_per_domain",
+    "stargan-tf-app": "--examples",
+}
 SCRIPTS = list(HELP_FLAGS)
 RECIPES = ["afhq256", "afhq512", "celeba_hq256", "demo"]
 # What TensorFlow prints on a CPU machine when nothing keeps it quiet.
@@ -49,15 +56,19 @@ def copy_sources(dest):
     dest.mkdir()
     for name in ["pyproject.toml", "setup.py", "README.md", "LICENSE"]:
         shutil.copy2(REPO / name, dest / name)
-    shutil.copytree(REPO / "stargan_tf", dest / "stargan_tf",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO / "stargan_tf",
+        dest / "stargan_tf",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     return dest
 
 
 def run(argv, cwd, env, timeout=1800):
     start = time.time()
-    proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     print(f"[{time.time() - start:6.1f} s] {' '.join(str(a) for a in argv)[:160]}")
     return proc
 
@@ -73,8 +84,22 @@ def check(proc, name):
 def wheel(tmp_path_factory):
     root = tmp_path_factory.mktemp("build")
     src = copy_sources(root / "src")
-    proc = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "--quiet", "-w", root / "dist", src], cwd=root, env=os.environ)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            root / "dist",
+            src,
+        ],
+        cwd=root,
+        env=os.environ,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     [path] = list((root / "dist").glob("stargan_tf-*.whl"))
     print(f"wheel: {path.name}, {path.stat().st_size / 1024:.0f} KiB")
@@ -97,6 +122,7 @@ def test_wheel_contents_and_metadata(wheel):
 
     requires = meta.get_all("Requires-Dist")
     base = [r for r in requires if "extra ==" not in r]
+
     def names_of(rs):
         return {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip() for r in rs}
 
@@ -124,8 +150,11 @@ def make_images(root, domains=("disc", "square"), per_domain=6, size=40):
         for i in range(per_domain):
             img = np.full([size, size, 3], rng.integers(0, 120), np.uint8)
             cy, cx = rng.integers(12, size - 12, 2)
-            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 < 60) if domain == "disc" else (
-                (abs(yy - cy) < 8) & (abs(xx - cx) < 8))
+            inside = (
+                ((yy - cy) ** 2 + (xx - cx) ** 2 < 60)
+                if domain == "disc"
+                else ((abs(yy - cy) < 8) & (abs(xx - cx) < 8))
+            )
             img[inside] = (40, 60, 220) if domain == "disc" else (220, 50, 40)
             Image.fromarray(img).save(root / domain / f"{i}.png")
     return root
@@ -140,21 +169,36 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
     constraints = ["-c", str(REPO / CONSTRAINTS)] if CONSTRAINTS else []
-    proc = run([python, "-m", "pip", "install", "--quiet", *constraints, TORCH, f"{wheel}[torch]"],
-               cwd=tmp_path, env=os.environ, timeout=3600)
+    proc = run(
+        [python, "-m", "pip", "install", "--quiet", *constraints, TORCH, f"{wheel}[torch]"],
+        cwd=tmp_path,
+        env=os.environ,
+        timeout=3600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     installed = time.time()
-    versions = run([python, "-c", "import importlib.metadata as m, sys; print(sys.version.split()"
-                    "[0], *[f'{p}=={m.version(p)}' for p in ('tensorflow', 'keras', 'numpy', "
-                    "'torch', 'stargan_tf')])"], cwd=tmp_path, env=os.environ)
+    versions = run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata as m, sys; print(sys.version.split()"
+            "[0], *[f'{p}=={m.version(p)}' for p in ('tensorflow', 'keras', 'numpy', "
+            "'torch', 'stargan_tf')])",
+        ],
+        cwd=tmp_path,
+        env=os.environ,
+    )
     print("installed:", versions.stdout.strip())
     for line in (REPO / CONSTRAINTS).read_text().splitlines() if CONSTRAINTS else []:
         if line and not line.startswith("#"):  # the pins are what got installed
             assert line.strip() in versions.stdout.split(), (line, versions.stdout)
 
     # A user's shell: the venv's scripts on PATH, no checkout on PYTHONPATH, no log settings.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "VIRTUAL_ENV")
+    }
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     work = tmp_path / "user"
     work.mkdir()
@@ -175,11 +219,22 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "stargan-tf-train: error: --recipe=afhq1024: no such recipe; the recipes are: "
-        f"{', '.join(RECIPES)}."], proc.stderr
+        f"{', '.join(RECIPES)}."
+    ], proc.stderr
 
     # Convert the official fixture's checkpoint.
-    check(tool("stargan-tf-convert", "--checkpoint", fixture_dir("official_small64") / "nets.ckpt",
-               "--out", "converted", "--domain_names", "cat,dog,wild"), "convert")
+    check(
+        tool(
+            "stargan-tf-convert",
+            "--checkpoint",
+            fixture_dir("official_small64") / "nets.ckpt",
+            "--out",
+            "converted",
+            "--domain_names",
+            "cat,dog,wild",
+        ),
+        "convert",
+    )
     meta = json.loads((work / "converted" / "config.json").read_text())
     assert meta["model"]["domain_names"] == ["cat", "dog", "wild"]
     assert (work / "converted" / "MODEL_CARD.md").is_file()
@@ -189,16 +244,43 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
 
     # Write a TFRecord split from an image folder.
     make_images(work / "images")
-    check(tool("stargan-tf-make-tfrecords", "--train_dir", "images", "--output_dir", "tfr",
-               "--img_size", "32", "--workers", "1"), "make-tfrecords")
+    check(
+        tool(
+            "stargan-tf-make-tfrecords",
+            "--train_dir",
+            "images",
+            "--output_dir",
+            "tfr",
+            "--img_size",
+            "32",
+            "--workers",
+            "1",
+        ),
+        "make-tfrecords",
+    )
     assert json.loads((work / "tfr" / "train" / "dataset.json").read_text())["domains"] == [
-        "disc", "square"]
+        "disc",
+        "square",
+    ]
 
     # 3 steps of the packaged demo recipe with overrides after it.
-    proc = check(tool("stargan-tf-train", "--recipe=demo", "--train_data=tfr/train",
-                      "--workdir=run", "--total_iters=3", "--save_every=3", "--sample_every=3",
-                      "--print_every=1", "--val_batch_size=8", "--batch_size=2", "--dim_in=8",
-                      "--max_conv_dim=16"), "train")
+    proc = check(
+        tool(
+            "stargan-tf-train",
+            "--recipe=demo",
+            "--train_data=tfr/train",
+            "--workdir=run",
+            "--total_iters=3",
+            "--save_every=3",
+            "--sample_every=3",
+            "--print_every=1",
+            "--val_batch_size=8",
+            "--batch_size=2",
+            "--dim_in=8",
+            "--max_conv_dim=16",
+        ),
+        "train",
+    )
     assert "No GPU found: running on the CPU." in proc.stderr
     assert proc.stderr.count("No GPU found") == 1
     run_meta = json.loads((work / "run" / "config.json").read_text())
@@ -211,13 +293,27 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     check(tool("stargan-tf-export", "--checkpoint", "run", "--export_dir", "exported"), "export")
     assert (work / "exported" / "1" / "saved_model.pb").is_file()
     assert (work / "exported" / "1" / "MODEL_CARD.md").is_file()
-    check(tool("stargan-tf-translate", "--checkpoint", "run", "--input", "images/disc/0.png",
-               "--output", "square.png", "--target_domain", "square", "--seed", "3"),
-          "translate")
+    check(
+        tool(
+            "stargan-tf-translate",
+            "--checkpoint",
+            "run",
+            "--input",
+            "images/disc/0.png",
+            "--output",
+            "square.png",
+            "--target_domain",
+            "square",
+            "--seed",
+            "3",
+        ),
+        "translate",
+    )
     out = Image.open(work / "square.png")
     assert out.size == (32, 32) and out.mode == "RGB"
-    print(f"packaging: install {installed - started:.0f} s, "
-          f"commands {time.time() - installed:.0f} s")
+    print(
+        f"packaging: install {installed - started:.0f} s, commands {time.time() - installed:.0f} s"
+    )
 
 
 def test_the_installed_names_are_what_the_readme_teaches():

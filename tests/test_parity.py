@@ -28,10 +28,21 @@ WORST = {
 # same: fakes 2.9e-5, recs 5.8e-5 at worst (threads 1 and 2, op determinism, AVX2 kernels).
 FACTOR = 3
 TOLERANCE = {kind: FACTOR * worst for kind, worst in WORST.items()}
-OUTPUTS = {"s_lat": "style", "s_lat2": "style", "s_ref": "style", "s_ref2": "style",
-           "s_org": "style", "fake_lat": "fake", "fake_ref": "fake", "rec_lat": "rec",
-           "rec_ref": "rec", "d_real": "logit", "d_fake": "logit", "d_real_all": "logit",
-           "d_fake_all": "logit"}
+OUTPUTS = {
+    "s_lat": "style",
+    "s_lat2": "style",
+    "s_ref": "style",
+    "s_ref2": "style",
+    "s_org": "style",
+    "fake_lat": "fake",
+    "fake_ref": "fake",
+    "rec_lat": "rec",
+    "rec_ref": "rec",
+    "d_real": "logit",
+    "d_fake": "logit",
+    "d_real_all": "logit",
+    "d_fake_all": "logit",
+}
 
 
 def official_outputs(nets, d):
@@ -124,15 +135,20 @@ def test_official_variable_map_covers_the_official_parameters(converted):
     name, nets, d = converted
     mapping = stargan_tf.official_variable_map(nets)
     state = torch.load(fixture_dir(name) / "nets.ckpt", map_location="cpu", weights_only=True)
-    official = {f"{net}/{key}": tuple(t.shape) for net, sd in state.items() for key, t in sd.items()
-                if key != "hpf.filter"}  # a constant buffer, not a parameter
+    official = {
+        f"{net}/{key}": tuple(t.shape)
+        for net, sd in state.items()
+        for key, t in sd.items()
+        if key != "hpf.filter"
+    }  # a constant buffer, not a parameter
     assert set(mapping) == set(official)
     # Every parameter the official code takes gradients of is reachable by its name.
     for branch in ("d_lat", "d_ref", "g_lat", "g_ref"):
         assert set(map(str, d[f"gradnorm_{branch}_keys"])) <= set(mapping), branch
     # The variables hold the official values, transposed to Keras layouts.
     w = state["generator"]["from_rgb.weight"].numpy()  # [O, I, kh, kw]
-    np.testing.assert_array_equal(mapping["generator/from_rgb.weight"].numpy(),
-                                  w.transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(
+        mapping["generator/from_rgb.weight"].numpy(), w.transpose(2, 3, 1, 0)
+    )
     w = state["mapping_network"]["shared.0.weight"].numpy()  # [out, in]
     np.testing.assert_array_equal(mapping["mapping_network/shared.0.weight"].numpy(), w.T)

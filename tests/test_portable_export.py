@@ -32,7 +32,7 @@ OFFICIAL_STYLE_ATOL = 3 * 3.0e-6
 # Runs in a fresh interpreter without site processing: site-packages is on the path (the
 # runtimes, numpy), but not the editable install of stargan_tf (a .pth file), nor the repository.
 # It reads model.json as any client would, and runs every path on the inputs given.
-CLIENT = r'''
+CLIENT = r"""
 import json, os, sys
 sys.path += json.loads(sys.argv[1])
 try:
@@ -72,7 +72,7 @@ else:
 np.savez(out_path, **out)
 with open(out_path + ".json", "w") as f:
     json.dump({"importable": importable, "tensorflow_loaded": "tensorflow" in sys.modules}, f)
-'''
+"""
 
 
 def run_client(export_dir, inputs, tmp):
@@ -81,12 +81,26 @@ def run_client(export_dir, inputs, tmp):
     site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     try:
         proc = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", CLIENT, json.dumps(site), str(export_dir),
-             str(tmp / "inputs.npz"), str(tmp / "out.npz")],
-            cwd=tmp, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                CLIENT,
+                json.dumps(site),
+                str(export_dir),
+                str(tmp / "inputs.npz"),
+                str(tmp / "out.npz"),
+            ],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"the client process running {export_dir}: not finished after "
-                             "600 s") from None
+        raise AssertionError(
+            f"the client process running {export_dir}: not finished after 600 s"
+        ) from None
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(np.load(tmp / "out.npz")), json.loads((tmp / "out.npz.json").read_text())
 
@@ -97,8 +111,13 @@ def small64():
     path = fixture_dir("official_small64")
     d = dict(np.load(path / "fixture.npz"))
     nets = stargan_tf.convert_official_checkpoint(str(path / "nets.ckpt"))
-    inputs = {"x_real": d["x"], "x_ref": d["x_ref"], "y_trg": d["y_trg"], "z_trg": d["z_trg"],
-              "s_trg": d["s_lat"]}  # translate_style with the official latent-guided styles
+    inputs = {
+        "x_real": d["x"],
+        "x_ref": d["x_ref"],
+        "y_trg": d["y_trg"],
+        "z_trg": d["z_trg"],
+        "s_trg": d["s_lat"],
+    }  # translate_style with the official latent-guided styles
     return nets, inputs
 
 
@@ -106,16 +125,30 @@ def tiny64(**overrides):
     """A tiny random 64 px model (the high-pass path runs at 32 and 64 px with w_hpf > 0)."""
     import keras
 
-    config = ModelConfig(**{**dict(img_size=64, style_dim=8, latent_dim=4, num_domains=2,
-                                   max_conv_dim=16, dim_in=8, w_hpf=0), **overrides})
+    config = ModelConfig(
+        **{
+            **dict(
+                img_size=64,
+                style_dim=8,
+                latent_dim=4,
+                num_domains=2,
+                max_conv_dim=16,
+                dim_in=8,
+                w_hpf=0,
+            ),
+            **overrides,
+        }
+    )
     keras.utils.set_random_seed(0)
     nets = stargan_tf.build_networks(config, discriminator=False)
     rng = np.random.default_rng(1)
-    inputs = {"x_real": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
-              "x_ref": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
-              "y_trg": np.array([1, 0, 1], np.int64),
-              "z_trg": rng.standard_normal([3, 4]).astype(np.float32),
-              "s_trg": rng.standard_normal([3, config.style_dim]).astype(np.float32)}
+    inputs = {
+        "x_real": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
+        "x_ref": rng.uniform(-1, 1, [3, 64, 64, 3]).astype(np.float32),
+        "y_trg": np.array([1, 0, 1], np.int64),
+        "z_trg": rng.standard_normal([3, 4]).astype(np.float32),
+        "s_trg": rng.standard_normal([3, config.style_dim]).astype(np.float32),
+    }
     return nets, inputs
 
 
@@ -124,8 +157,9 @@ def face():
 
     nets, inputs = tiny64(w_hpf=1)
     # The FAN of the official_fan fixture (random weights in the official wing.ckpt format).
-    nets.fan = stargan_tf.convert_official_fan(str(fixture_dir("official_fan") /
-                                                   "wing_random.ckpt"))
+    nets.fan = stargan_tf.convert_official_fan(
+        str(fixture_dir("official_fan") / "wing_random.ckpt")
+    )
     return nets, inputs
 
 
@@ -141,8 +175,13 @@ MODELS = {
 SLOW = ("face", "modconv")
 
 
-@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow)
-                                        if name in SLOW else name for name in sorted(MODELS)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+        for name in sorted(MODELS)
+    ],
+)
 def model(request):
     nets, inputs = MODELS[request.param]()
     return request.param, nets, inputs, portable.keras_outputs(nets, inputs)
@@ -178,11 +217,13 @@ def test_exported_paths_equal_the_keras_networks(exported):
         from support import fixture_dir
 
         d = dict(np.load(fixture_dir("official_small64") / "fixture.npz"))
-        for key, official, atol in (("translate_latent/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL),
-                                    ("translate_reference/x_fake", "fake_ref", OFFICIAL_FAKE_ATOL),
-                                    ("style_from_latent/s_trg", "s_lat", OFFICIAL_STYLE_ATOL),
-                                    ("style_from_reference/s_trg", "s_ref", OFFICIAL_STYLE_ATOL),
-                                    ("translate_style/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL)):
+        for key, official, atol in (
+            ("translate_latent/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL),
+            ("translate_reference/x_fake", "fake_ref", OFFICIAL_FAKE_ATOL),
+            ("style_from_latent/s_trg", "s_lat", OFFICIAL_STYLE_ATOL),
+            ("style_from_reference/s_trg", "s_ref", OFFICIAL_STYLE_ATOL),
+            ("translate_style/x_fake", "fake_lat", OFFICIAL_FAKE_ATOL),
+        ):
             assert np.abs(out[key] - d[official]).max() <= atol + ATOL[fmt], key
     if name == "face":
         # The masks are inside: without them the generator's output is outside the bound.
@@ -194,8 +235,14 @@ def test_exported_paths_equal_the_keras_networks(exported):
 def test_cli_writes_the_files_and_model_json(tmp_path):
     model_dir, nets = make_model_dir(tmp_path / "model")
     status, stdout, stderr = run_module(
-        "stargan_tf.export", "--checkpoint", model_dir, "--export_dir", tmp_path / "litert",
-        "--format=litert", what="the LiteRT export of a tiny model")
+        "stargan_tf.export",
+        "--checkpoint",
+        model_dir,
+        "--export_dir",
+        tmp_path / "litert",
+        "--format=litert",
+        what="the LiteRT export of a tiny model",
+    )
     assert status == 0, stderr[-3000:]
     assert "as litert to" in stdout and "cat,dog,wild" in stdout, stdout
     files = sorted(p.name for p in (tmp_path / "litert").iterdir())
@@ -205,9 +252,11 @@ def test_cli_writes_the_files_and_model_json(tmp_path):
     assert model["paths"]["translate_latent"]["inputs"] == [
         {"name": "x_real", "dtype": "float32", "shape": [None, 32, 32, 3]},
         {"name": "z_trg", "dtype": "float32", "shape": [None, TINY.latent_dim]},
-        {"name": "y_trg", "dtype": "int64", "shape": [None]}]
+        {"name": "y_trg", "dtype": "int64", "shape": [None]},
+    ]
     assert model["paths"]["style_from_reference"]["outputs"] == [
-        {"name": "s_trg", "dtype": "float32", "shape": [None, TINY.style_dim]}]
+        {"name": "s_trg", "dtype": "float32", "shape": [None, TINY.style_dim]}
+    ]
     assert max(model["check"]["max_abs_difference_from_keras"].values()) <= ATOL["litert"]
     # The mean styles (ψ truncation) travel in model.json: the model directory's own.
     s_avg = mean_style.mean_styles(nets, model_dir=str(model_dir))
@@ -217,41 +266,73 @@ def test_cli_writes_the_files_and_model_json(tmp_path):
     inputs = portable.check_inputs(TINY, batch=3, seed=5)
     out, _ = run_client(tmp_path / "litert", inputs, tmp_path)
     want = portable.keras_outputs(nets, inputs)
-    assert np.abs(out["translate_reference/x_fake"]
-                  - want["translate_reference"]["x_fake"]).max() <= ATOL["litert"]
+    assert (
+        np.abs(out["translate_reference/x_fake"] - want["translate_reference"]["x_fake"]).max()
+        <= ATOL["litert"]
+    )
     # Never overwritten.
-    result = run_module("stargan_tf.export", "--checkpoint", model_dir, "--export_dir",
-                        tmp_path / "litert", "--format=onnx")
+    result = run_module(
+        "stargan_tf.export",
+        "--checkpoint",
+        model_dir,
+        "--export_dir",
+        tmp_path / "litert",
+        "--format=onnx",
+    )
     assert_usage_error(result, "--export_dir=", "not an empty directory")
 
 
 def test_bad_format_and_version(tmp_path):
     model_dir, _ = make_model_dir(tmp_path / "model")
-    result = run_module("stargan_tf.export", "--checkpoint", model_dir, "--export_dir",
-                        tmp_path / "out", "--format=bogus")
+    result = run_module(
+        "stargan_tf.export",
+        "--checkpoint",
+        model_dir,
+        "--export_dir",
+        tmp_path / "out",
+        "--format=bogus",
+    )
     assert_usage_error(result, "--format", "bogus", "onnx", "litert")
-    result = run_module("stargan_tf.export", "--checkpoint", model_dir, "--export_dir",
-                        tmp_path / "out", "--format=onnx", "--version=2")
+    result = run_module(
+        "stargan_tf.export",
+        "--checkpoint",
+        model_dir,
+        "--export_dir",
+        tmp_path / "out",
+        "--format=onnx",
+        "--version=2",
+    )
     assert_usage_error(result, "--version", "--format=savedmodel")
     assert not (tmp_path / "out").exists()
 
 
 # The tool with one of the extra's modules made unimportable (None in sys.modules: Python's way
 # to block an import), as on an install without the extra.
-WITHOUT = r'''
+WITHOUT = r"""
 import sys
 sys.modules[sys.argv[1]] = None
 sys.argv = ["stargan-tf-export"] + sys.argv[2:]
 from stargan_tf import export
 export.run()
-'''
+"""
 
 
 @pytest.mark.parametrize("fmt,module", [("onnx", "tf2onnx"), ("litert", "ai_edge_litert")])
 def test_missing_extra_is_named(fmt, module, tmp_path):
     model_dir, _ = make_model_dir(tmp_path / "model")
-    result = run_command([sys.executable, "-c", WITHOUT, module, "--checkpoint", model_dir,
-                          "--export_dir", tmp_path / "out", f"--format={fmt}"],
-                         what=f"the export without {module}")
+    result = run_command(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT,
+            module,
+            "--checkpoint",
+            model_dir,
+            "--export_dir",
+            tmp_path / "out",
+            f"--format={fmt}",
+        ],
+        what=f"the export without {module}",
+    )
     assert_usage_error(result, f'pip install "stargan-tf[{fmt}]"', module)
     assert not (tmp_path / "out").exists()

@@ -23,8 +23,10 @@ def readme_block(language, containing):
 
 def test_readme_setup_commands_come_first():
     head = (REPO / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
-    assert [line.split()[:2] for line in head.strip().splitlines()] == [["make", "demo"],
-                                                                        ["make", "test"]]
+    assert [line.split()[:2] for line in head.strip().splitlines()] == [
+        ["make", "demo"],
+        ["make", "test"],
+    ]
 
 
 def test_readme_conversion_and_translation(small64_dir, tmp_path):
@@ -36,21 +38,29 @@ def test_readme_conversion_and_translation(small64_dir, tmp_path):
     ckpt_dir.mkdir(parents=True)
     torch.save(state, ckpt_dir / "100000_nets_ema.ckpt")
     Image.fromarray(np.random.default_rng(0).integers(0, 256, [90, 120, 3], np.uint8)).save(
-        tmp_path / "cat.jpg")
+        tmp_path / "cat.jpg"
+    )
 
     command = shlex.split(readme_block("bash", "stargan-tf-convert").strip())
     assert command[0] == "stargan-tf-convert"
     # The README's rule: a console script `stargan-tf-X` is `python -m stargan_tf.X` (the
     # installed scripts themselves are run by tests/test_packaging.py).
     command = [sys.executable, "-m", "stargan_tf.convert"] + command[1:]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "converted" / "afhq" / "config.json").exists()
 
     snippet = readme_block("python", "load_networks")
-    proc = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     out = Image.open(tmp_path / "cat2dog.png")
     assert out.size == (64, 64) and out.mode == "RGB"
@@ -71,16 +81,18 @@ def test_bad_inputs_table_names_real_tests():
     lines = [line for line in section.splitlines() if line.startswith("|")]
 
     def cells(line):  # A Markdown table row; `\|` is a pipe inside a cell.
-        return [c.strip().replace("\\|", "|")
-                for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+        return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
     assert cells(lines[0]) == ["Input", "Tool", "What you get", "Test"], lines[0]
     rows = [cells(line) for line in lines[2:]]
     assert len(rows) >= 30, len(rows)
 
     def strings(tree):
-        return [n.value for n in ast.walk(tree)
-                if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        return [
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
 
     package = []
     for path in sorted((REPO / "stargan_tf").rglob("*.py")) + sorted((REPO / "tools").glob("*.py")):
@@ -101,7 +113,8 @@ def test_bad_inputs_table_names_real_tests():
             functions[path] = {
                 node.name: "\n".join([ast.get_source_segment(source, node)] + strings(node))
                 for node in ast.walk(ast.parse(source))
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            }
         assert m.group(2) in functions[path], f"{test} names no function of {m.group(1)}"
         answer = re.sub(r"^exit \d+: ", "", answer)
         fragments = [max(q.split("…"), key=len).strip() for q in re.findall(r"`([^`]+)`", answer)]
@@ -109,4 +122,5 @@ def test_bad_inputs_table_names_real_tests():
         assert fragments, f"{row[0]!r}: no quoted message in {answer!r}"
         where = functions[path][m.group(2)] + "\n" + package
         assert any(f in where for f in fragments), (
-            f"{row[0]!r}: none of {fragments} is in {test} or in stargan_tf/, tools/")
+            f"{row[0]!r}: none of {fragments} is in {test} or in stargan_tf/, tools/"
+        )

@@ -40,9 +40,23 @@ def sampled(tmp_path_factory):
     rng = np.random.default_rng(1)
     src = write_domain_folder(str(tmp / "src"), 2, rng)  # 6 sources: only the first 4 are used
     write_domain_folder(str(tmp / "ref"), 2, rng)  # 2 references per domain
-    result = run_module("stargan_tf.sample", "--checkpoint", model_dir, "--src_dir", tmp / "src",
-                        "--ref_dir", tmp / "ref", "--out_dir", tmp / "out", "--max_sources", N_SRC,
-                        "--num_styles", N_STYLES, "--seed", SEED)
+    result = run_module(
+        "stargan_tf.sample",
+        "--checkpoint",
+        model_dir,
+        "--src_dir",
+        tmp / "src",
+        "--ref_dir",
+        tmp / "ref",
+        "--out_dir",
+        tmp / "out",
+        "--max_sources",
+        N_SRC,
+        "--num_styles",
+        N_STYLES,
+        "--seed",
+        SEED,
+    )
     return tmp / "out", networks, src, result
 
 
@@ -60,9 +74,13 @@ def test_sample_writes_the_official_grids(sampled):
     x_fake = stargan_tf.translate(networks, images.read_image(src[1], S), "wild", seed=SEED + 1)
     expected = np.clip(np.round((x_fake + 1) * 127.5), 0, 255)
     cells = np.asarray(latent).astype(float)
-    errors = {(r, c): np.abs(cells[r * (S + GAP):r * (S + GAP) + S,
-                                   c * (S + GAP):c * (S + GAP) + S] - expected).mean()
-              for r in range(1 + len(DOMAINS) * N_STYLES) for c in range(N_SRC)}
+    errors = {
+        (r, c): np.abs(
+            cells[r * (S + GAP) : r * (S + GAP) + S, c * (S + GAP) : c * (S + GAP) + S] - expected
+        ).mean()
+        for r in range(1 + len(DOMAINS) * N_STYLES)
+        for c in range(N_SRC)
+    }
     assert min(errors, key=errors.get) == (1 + 2 * N_STYLES + 1, 1)
     assert errors[(1 + 2 * N_STYLES + 1, 1)] < 8
 
@@ -92,13 +110,25 @@ def test_sample_names_outputs_after_their_inputs(sampled):
     sources = ["cat_img0", "cat_img1", "dog_img0", "dog_img1"]
     references = [f"{d}_img{i}" for d in DOMAINS for i in range(2)]
     assert sorted(os.listdir(out / "reference")) == sorted(
-        f"{s}__{r}.jpg" for s in sources for r in references)
+        f"{s}__{r}.jpg" for s in sources for r in references
+    )
     assert sorted(os.listdir(out / "latent")) == sorted(
-        f"{s}__{d}_seed{SEED + k}.jpg" for s in sources for d in DOMAINS for k in range(N_STYLES))
+        f"{s}__{d}_seed{SEED + k}.jpg" for s in sources for d in DOMAINS for k in range(N_STYLES)
+    )
     assert Image.open(out / "reference" / "dog_img1__wild_img0.jpg").size == (S, S)
 
 
 def test_sample_bad_inputs_are_usage_errors(tmp_path):
-    assert_usage_error(run_module("stargan_tf.sample", "--checkpoint", tmp_path / "nope",
-                                  "--src_dir", tmp_path, "--out_dir", tmp_path / "out"),
-                       "--checkpoint", "not a directory")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.sample",
+            "--checkpoint",
+            tmp_path / "nope",
+            "--src_dir",
+            tmp_path,
+            "--out_dir",
+            tmp_path / "out",
+        ),
+        "--checkpoint",
+        "not a directory",
+    )

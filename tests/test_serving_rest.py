@@ -25,7 +25,6 @@ from stargan_tf.inference import serving
 from support import TINY
 
 
-
 class RestError(ValueError):
     """What TF Serving answers with HTTP 400."""
 
@@ -34,7 +33,7 @@ def _decode_b64(value):
     """JSON values of a DT_STRING input: {"b64": ...} objects decode to bytes, nested in lists."""
     if isinstance(value, dict):
         if set(value) != {"b64"}:
-            raise RestError(f"an object value must be {{\"b64\": ...}}, got {sorted(value)}")
+            raise RestError(f'an object value must be {{"b64": ...}}, got {sorted(value)}')
         return base64.b64decode(value["b64"])
     if isinstance(value, list):
         return [_decode_b64(v) for v in value]
@@ -93,13 +92,17 @@ def rest_to_tensors(body, signature):
 
 def tensors_to_rest(outputs, row_format):
     """The response body TF Serving writes: {"predictions": rows} or {"outputs": columns}."""
+
     def jsonable(t, name):
         a = t.numpy()
         if a.dtype != object:
             return a.tolist()
         # String outputs: binary ones (by TF Serving's rule, names ending in _bytes) as b64.
-        to_json = ((lambda b: {"b64": base64.b64encode(b).decode()}) if name.endswith("_bytes")
-                   else (lambda b: b.decode()))
+        to_json = (
+            (lambda b: {"b64": base64.b64encode(b).decode()})
+            if name.endswith("_bytes")
+            else (lambda b: b.decode())
+        )
         return [to_json(b) for b in a] if a.ndim else to_json(a.item())
 
     if not row_format:
@@ -129,9 +132,18 @@ def loaded(tmp_path_factory):
 def example_inputs(rng):
     """One REST JSON value per input name of any signature, for one example."""
     image = rng.uniform(-1, 1, [32, 32, 3]).round(3).tolist()
-    return {"images": image, "reference_images": image, "target_domain": 1, "seed": 7,
-            "style": rng.standard_normal(8).round(3).tolist(), "image_bytes": png_b64(rng),
-            "reference_bytes": png_b64(rng), "domain_names": "dog", "dummy": 0, "psi": 0.7}
+    return {
+        "images": image,
+        "reference_images": image,
+        "target_domain": 1,
+        "seed": 7,
+        "style": rng.standard_normal(8).round(3).tolist(),
+        "image_bytes": png_b64(rng),
+        "reference_bytes": png_b64(rng),
+        "domain_names": "dog",
+        "dummy": 0,
+        "psi": 0.7,
+    }
 
 
 def test_every_signature_is_callable_over_rest(loaded):
@@ -144,8 +156,10 @@ def test_every_signature_is_callable_over_rest(loaded):
         assert inputs, f"{name} has no inputs: no REST client can call it"
         rows = [{k: example_inputs(rng)[k] for k in inputs} for _ in range(2)]
         columnar = {k: [row[k] for row in rows] for k in inputs}
-        for body, row_format in ((json.dumps({"signature_name": name, "instances": rows}), True),
-                                 (json.dumps({"signature_name": name, "inputs": columnar}), False)):
+        for body, row_format in (
+            (json.dumps({"signature_name": name, "instances": rows}), True),
+            (json.dumps({"signature_name": name, "inputs": columnar}), False),
+        ):
             outputs = sig(**rest_to_tensors(body, sig))
             if name == "model_info" and row_format:
                 # Its outputs have no batch dimension: the row format cannot carry them.
@@ -164,8 +178,7 @@ def test_rest_requests_give_what_the_signatures_compute(loaded):
     info = loaded.signatures["model_info"]
     body = json.dumps({"signature_name": "model_info", "inputs": {"dummy": [0]}})
     out = tensors_to_rest(info(**rest_to_tensors(body, info)), row_format=False)["outputs"]
-    assert out == {"domain_names": ["cat", "dog"], "img_size": 32, "style_dim": 8,
-                   "latent_dim": 4}
+    assert out == {"domain_names": ["cat", "dog"], "img_size": 32, "style_dim": 8, "latent_dim": 4}
 
     # One input: the bare value in both formats.
     ids = loaded.signatures["domain_ids"]
@@ -182,8 +195,11 @@ def test_rest_requests_give_what_the_signatures_compute(loaded):
     floats = loaded.signatures["translate_latent"]
     # The float input the bytes signature decodes to (the same decode, resize and scaling).
     x_real = augment.normalize(augment.resize(pipeline.decode(base64.b64decode(image["b64"])), 32))
-    want = floats(images=x_real[None], target_domain=tf.constant([1], tf.int64),
-                  seed=tf.constant([3], tf.int64))["x_fake"].numpy()[0]
+    want = floats(
+        images=x_real[None],
+        target_domain=tf.constant([1], tf.int64),
+        seed=tf.constant([3], tf.int64),
+    )["x_fake"].numpy()[0]
     want = np.clip(np.round((want + 1) * 127.5), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(out, want)
 

@@ -20,30 +20,48 @@ NOISE = ["cuInit", "cudart_stub", "AVX", "oneDNN", "absl::InitializeLog"]
 
 
 def run_code(code, env=None):
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env or subprocess_env(), timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env or subprocess_env(),
+        timeout=600,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_console_scripts_name_a_run_function_of_their_module():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert sorted(scripts) == sorted(f"stargan-tf-{n}" for n in [
-        "train", "convert", "make-tfrecords", "sample", "translate", "export", "evaluate",
-        "align", "demo"])
+    assert sorted(scripts) == sorted(
+        f"stargan-tf-{n}"
+        for n in [
+            "train",
+            "convert",
+            "make-tfrecords",
+            "sample",
+            "translate",
+            "export",
+            "evaluate",
+            "align",
+            "demo",
+        ]
+    )
     for script, target in scripts.items():
         module, function = target.split(":")
         assert function == "run", target
         # `stargan-tf-X` is `python -m stargan_tf.X` (the README's rule), except the demo's.
         if script != "stargan-tf-demo":
-            assert module == "stargan_tf." + script[len("stargan-tf-"):].replace("-", "_")
+            assert module == "stargan_tf." + script[len("stargan-tf-") :].replace("-", "_")
         # Each in its own process: the tools define flags of the same names.
         status, _, stderr = run_code(f"import {module} as m; assert callable(m.{function})")
         assert status == 0, stderr[-2000:]
 
 
 def test_tools_shims_run_the_package_modules():
-    for tool, name in [("convert_pytorch_checkpoint.py", "checkpoint"),
-                       ("make_tfrecords.py", "train_dir")]:
+    for tool, name in [
+        ("convert_pytorch_checkpoint.py", "checkpoint"),
+        ("make_tfrecords.py", "train_dir"),
+    ]:
         status, stdout, stderr = run_command([sys.executable, REPO / "tools" / tool, "--help"])
         assert status == 0 and f"--{name}" in stdout + stderr, stderr[-2000:]
 
@@ -51,11 +69,17 @@ def test_tools_shims_run_the_package_modules():
 def test_recipes_are_flagfiles_that_later_flags_override():
     assert recipes.names() == ["afhq256", "afhq512", "celeba_hq256", "demo"]
     assert (REPO / "configs" / "demo.cfg").resolve() == (
-        REPO / "stargan_tf" / "configs" / "demo.cfg").resolve()
+        REPO / "stargan_tf" / "configs" / "demo.cfg"
+    ).resolve()
     argv, error = recipes.expand_recipe_flags(["prog", "--lr=5", "--recipe", "demo", "--seed=1"])
     assert error is None
-    assert argv == ["prog", "--lr=5", "--recipe=demo", f"--flagfile={recipes.path('demo')}",
-                    "--seed=1"]
+    assert argv == [
+        "prog",
+        "--lr=5",
+        "--recipe=demo",
+        f"--flagfile={recipes.path('demo')}",
+        "--seed=1",
+    ]
     values = flags.FlagValues()
     flags.DEFINE_float("lr", 0.0, "", flag_values=values)
     flags.DEFINE_integer("seed", 0, "", flag_values=values)
@@ -65,44 +89,51 @@ def test_recipes_are_flagfiles_that_later_flags_override():
     # Before the recipe: overridden by it; after it: overrides it.
     assert (values.lr, values.seed, values.total_iters) == (2e-3, 1, 1600)
     assert recipes.expand_recipe_flags(["prog", "--", "--recipe=nope"]) == (
-        ["prog", "--", "--recipe=nope"], None)
+        ["prog", "--", "--recipe=nope"],
+        None,
+    )
 
 
 def test_an_unknown_recipe_is_one_line_naming_the_recipes(tmp_path):
-    assert_usage_error(run_module("stargan_tf.train", "--recipe=afhq1024",
-                                  f"--workdir={tmp_path / 'w'}", "--train_data=x"),
-                       "--recipe=afhq1024: no such recipe",
-                       "afhq256, afhq512, celeba_hq256, demo")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.train", "--recipe=afhq1024", f"--workdir={tmp_path / 'w'}", "--train_data=x"
+        ),
+        "--recipe=afhq1024: no such recipe",
+        "afhq256, afhq512, celeba_hq256, demo",
+    )
     assert_usage_error(run_module("stargan_tf.train", "--recipe"), "--recipe needs a name")
 
 
 def test_a_tfds_input_without_the_extra_names_it(tmp_path):
-    code = ("import sys\nsys.modules['tensorflow_datasets'] = None  # not installed\n"
-            "sys.argv = ['stargan-tf-train', '--train_data=tfds:mnist', "
-            f"'--workdir={tmp_path / 'w'}']\nfrom stargan_tf.train import run\nrun()\n")
-    assert_usage_error(run_code(code), "tensorflow-datasets",
-                       "pip install 'stargan_tf[tfds]'")
+    code = (
+        "import sys\nsys.modules['tensorflow_datasets'] = None  # not installed\n"
+        "sys.argv = ['stargan-tf-train', '--train_data=tfds:mnist', "
+        f"'--workdir={tmp_path / 'w'}']\nfrom stargan_tf.train import run\nrun()\n"
+    )
+    assert_usage_error(run_code(code), "tensorflow-datasets", "pip install 'stargan_tf[tfds]'")
     assert not (tmp_path / "w").exists()
 
 
 def test_the_training_path_imports_without_fcntl():
     # sys.modules[name] = None marks a module absent, as on Windows: importing it fails.
-    code = ("import sys\nsys.modules['fcntl'] = None\n"
-            "import stargan_tf.train, stargan_tf.training.trainer, stargan_tf.training.recovery\n"
-            "import stargan_tf.training.preemption, stargan_tf.data.pipeline\n"
-            "print('imported')\n")
+    code = (
+        "import sys\nsys.modules['fcntl'] = None\n"
+        "import stargan_tf.train, stargan_tf.training.trainer, stargan_tf.training.recovery\n"
+        "import stargan_tf.training.preemption, stargan_tf.data.pipeline\n"
+        "print('imported')\n"
+    )
     status, stdout, stderr = run_code(code)
     assert status == 0 and "imported" in stdout, stderr[-3000:]
 
 
 def test_noise_filter_keeps_real_errors():
     lines = {
-        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR":
-            True,
-        "I0000 00:00:1796341111.522913    3942 port.cc:153] oneDNN custom operations are on.":
-            True,
-        "W0000 00:00:1796341111.523325    3942 cudart_stub.cc:31] Could not find cuda drivers":
-            True,
+        "WARNING: All log messages before absl::InitializeLog() is called are written to "
+        "STDERR": True,
+        "I0000 00:00:1796341111.522913    3942 port.cc:153] oneDNN custom operations are on.": True,
+        "W0000 00:00:1796341111.523325    3942 cudart_stub.cc:31] Could not find cuda "
+        "drivers": True,
         "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
         "TensorFlow with the appropriate compiler flags.": True,
         "E0000 00:00:1796341115.433404    3942 cuda_platform.cc:52] failed call to cuInit: "
@@ -118,19 +149,34 @@ def test_noise_filter_keeps_real_errors():
 
 
 def make_model(tmp_path):
-    stargan_tf.save_networks(stargan_tf.build_networks(TINY, discriminator=False),
-                             str(tmp_path / "model"))
+    stargan_tf.save_networks(
+        stargan_tf.build_networks(TINY, discriminator=False), str(tmp_path / "model")
+    )
     Image.fromarray(np.random.default_rng(0).integers(0, 256, [40, 30, 3], np.uint8)).save(
-        tmp_path / "cat.png")
+        tmp_path / "cat.png"
+    )
 
 
 def test_a_command_keeps_tensorflow_start_up_noise_off_the_terminal(tmp_path):
     make_model(tmp_path)
-    args = ["--checkpoint", tmp_path / "model", "--input", tmp_path / "cat.png", "--output",
-            tmp_path / "dog.png", "--target_domain", "dog"]
+    args = [
+        "--checkpoint",
+        tmp_path / "model",
+        "--input",
+        tmp_path / "cat.png",
+        "--output",
+        tmp_path / "dog.png",
+        "--target_domain",
+        "dog",
+    ]
     env = {k: v for k, v in subprocess_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "stargan_tf.translate", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stargan_tf.translate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "dog.png").is_file()
     noisy = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
@@ -139,9 +185,13 @@ def test_a_command_keeps_tensorflow_start_up_noise_off_the_terminal(tmp_path):
 
     # Asked for (the user's own TF_CPP_MIN_LOG_LEVEL): nothing is hidden, which shows that the
     # quiet run above hid something real on this machine.
-    proc = subprocess.run([sys.executable, "-m", "stargan_tf.translate", *map(str, args)],
-                          capture_output=True, text=True, timeout=600,
-                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "stargan_tf.translate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert any(n in proc.stderr for n in NOISE), proc.stderr[-3000:]
     assert "No GPU found" not in proc.stderr

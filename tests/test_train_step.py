@@ -46,8 +46,12 @@ MOVE_RTOL = 0.02
 # differently: oneDNN picks kernels by CPU); G/F/E up to 2.6e-3 (the G losses' float32 gradients
 # agree with PyTorch's only to ~6e-4, see test_losses, and ours differ by up to 1.3e-3 between
 # eager and tf.function at the same weights).
-GRAD_RTOL = {"discriminator": 1e-3, "generator": 5e-3, "mapping_network": 5e-3,
-             "style_encoder": 5e-3}
+GRAD_RTOL = {
+    "discriminator": 1e-3,
+    "generator": 5e-3,
+    "mapping_network": 5e-3,
+    "style_encoder": 5e-3,
+}
 GRAD_ATOL = 1e-5  # |applied - ours| where |ours| <= 1e-4 (gradients that are 0 but for round-off)
 F32_EPS = float(np.finfo(np.float32).eps)
 
@@ -82,8 +86,8 @@ class TorchAdam:
             g = grads[k].astype(np.float64) + self.wd * p
             self.m[k] = b1 * self.m.get(k, 0.0) + (1 - b1) * g
             self.v[k] = b2 * self.v.get(k, 0.0) + (1 - b2) * g * g
-            denom = np.sqrt(self.v[k]) / np.sqrt(1 - b2 ** t) + self.eps
-            out[k] = (p - self.lr / (1 - b1 ** t) * self.m[k] / denom).astype(np.float32)
+            denom = np.sqrt(self.v[k]) / np.sqrt(1 - b2**t) + self.eps
+            out[k] = (p - self.lr / (1 - b1**t) * self.m[k] / denom).astype(np.float32)
         return out
 
 
@@ -95,7 +99,7 @@ def adam_move(lr, gps):
         m = BETA1 * m + (1 - BETA1) * g
         v = BETA2 * v + (1 - BETA2) * g * g
     t = len(gps)
-    return lr / (1 - BETA1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - BETA2 ** t) + EPS)
+    return lr / (1 - BETA1**t) * m / (np.sqrt(v) / np.sqrt(1 - BETA2**t) + EPS)
 
 
 def values(variables, nets=None):
@@ -111,8 +115,11 @@ def gradients(variables, names, loss_fn):
     with tf.GradientTape() as tape:
         total, _ = loss_fn()
     grads = tape.gradient(total, [variables[k] for k in keys])
-    return {k: (0.0 if g is None else np.asarray(tf.convert_to_tensor(g), np.float64))
-            + WD * variables[k].numpy().astype(np.float64) for k, g in zip(keys, grads)}
+    return {
+        k: (0.0 if g is None else np.asarray(tf.convert_to_tensor(g), np.float64))
+        + WD * variables[k].numpy().astype(np.float64)
+        for k, g in zip(keys, grads)
+    }
 
 
 def assign(variables, new):
@@ -128,10 +135,12 @@ def branch(nets, d, name, lambda_ds=1.0):
     if name == "d_ref":
         return lambda: losses.discriminator_loss(nets, x, y_org, y_trg, x_ref=d["x_ref"])
     if name == "g_lat":
-        return lambda: losses.generator_loss(nets, x, y_org, y_trg,
-                                             z_trgs=(d["z_trg"], d["z_trg2"]), lambda_ds=lambda_ds)
-    return lambda: losses.generator_loss(nets, x, y_org, y_trg, x_refs=(d["x_ref"], d["x_ref2"]),
-                                         lambda_ds=lambda_ds)
+        return lambda: losses.generator_loss(
+            nets, x, y_org, y_trg, z_trgs=(d["z_trg"], d["z_trg2"]), lambda_ds=lambda_ds
+        )
+    return lambda: losses.generator_loss(
+        nets, x, y_org, y_trg, x_refs=(d["x_ref"], d["x_ref2"]), lambda_ds=lambda_ds
+    )
 
 
 def expected_iteration(nets, d, lambda_ds=1.0):
@@ -159,8 +168,11 @@ def expected_iteration(nets, d, lambda_ds=1.0):
     step(("generator",), branch(nets, d, "g_ref", lambda_ds))
     trained = values(variables)
     # (e) EMA from the initial weights: torch.lerp(param, ema, beta) = p + beta * (ema - p).
-    ema = {k: (trained[k] + EMA_BETA * (initial[k].astype(np.float64) - trained[k])
-               ).astype(np.float32) for k in trained if net_of(k) != "discriminator"}
+    ema = {
+        k: (trained[k] + EMA_BETA * (initial[k].astype(np.float64) - trained[k])).astype(np.float32)
+        for k in trained
+        if net_of(k) != "discriminator"
+    }
     return initial, trained, ema, adam
 
 
@@ -175,15 +187,38 @@ def run(small64_dir, tmp_path_factory):
     nets = stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt"))
     initial = values(stargan_tf.official_variable_map(nets))
     stargan_tf.save_networks(nets, str(tmp / "model"), ema=False)
-    config = TrainConfig(model=nets.config, workdir=str(tmp / "work"), batch_size=2,
-                         total_iters=1, save_every=1, sample_every=1, print_every=1,
-                         init_from=str(tmp / "model"))
+    config = TrainConfig(
+        model=nets.config,
+        workdir=str(tmp / "work"),
+        batch_size=2,
+        total_iters=1,
+        save_every=1,
+        sample_every=1,
+        print_every=1,
+        init_from=str(tmp / "model"),
+    )
     # The defaults are the official recipe (beta1 = 0 makes the slots reveal the gradients).
-    assert (config.lr, config.f_lr, config.beta1, config.beta2, config.weight_decay,
-            config.ema_beta, config.lambda_ds, config.lambda_reg, config.lambda_sty,
-            config.lambda_cyc) == (LR, F_LR, BETA1, BETA2, WD, EMA_BETA, 1.0, 1.0, 1.0, 1.0)
-    batch = {"x_real": d["x"], "y_org": d["y_org"], "x_ref": d["x_ref"], "x_ref2": d["x_ref2"],
-             "y_trg": d["y_trg"], "z_trg": d["z_trg"], "z_trg2": d["z_trg2"]}
+    assert (
+        config.lr,
+        config.f_lr,
+        config.beta1,
+        config.beta2,
+        config.weight_decay,
+        config.ema_beta,
+        config.lambda_ds,
+        config.lambda_reg,
+        config.lambda_sty,
+        config.lambda_cyc,
+    ) == (LR, F_LR, BETA1, BETA2, WD, EMA_BETA, 1.0, 1.0, 1.0, 1.0)
+    batch = {
+        "x_real": d["x"],
+        "y_org": d["y_org"],
+        "x_ref": d["x_ref"],
+        "x_ref2": d["x_ref2"],
+        "y_trg": d["y_trg"],
+        "z_trg": d["z_trg"],
+        "z_trg2": d["z_trg2"],
+    }
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), dataset)
     trainer.train()
@@ -204,17 +239,28 @@ def run(small64_dir, tmp_path_factory):
     mid, first, first_unc = {}, {}, {}
     for k in final:
         if STEPS[net_of(k)] == 2:
-            mid[k] = final[k] + lr_of(k) * m[k] / (np.sqrt(v[k]) / np.sqrt(1 - BETA2 ** 2) + EPS)
+            mid[k] = final[k] + lr_of(k) * m[k] / (np.sqrt(v[k]) / np.sqrt(1 - BETA2**2) + EPS)
             sq = (v[k] - (1 - BETA2) * m[k] ** 2) / (BETA2 * (1 - BETA2))
             sq_unc = 4 * F32_EPS * v[k] / (BETA2 * (1 - BETA2))
             magnitude = np.sqrt(np.maximum(sq, 0))
             first[k] = np.sign(initial[k] - mid[k]) * magnitude
-            first_unc[k] = (np.sqrt(np.maximum(sq, 0) + sq_unc) - magnitude,
-                            magnitude - np.sqrt(np.maximum(sq - sq_unc, 0)))
+            first_unc[k] = (
+                np.sqrt(np.maximum(sq, 0) + sq_unc) - magnitude,
+                magnitude - np.sqrt(np.maximum(sq - sq_unc, 0)),
+            )
     return types.SimpleNamespace(
-        trainer=trainer, d=d, initial=initial, final=final, m=m, v=v, mid=mid, first=first,
-        first_unc=first_unc, ema=values(stargan_tf.official_variable_map(trainer.nets_ema)),
-        reference=stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt")))
+        trainer=trainer,
+        d=d,
+        initial=initial,
+        final=final,
+        m=m,
+        v=v,
+        mid=mid,
+        first=first,
+        first_unc=first_unc,
+        ema=values(stargan_tf.official_variable_map(trainer.nets_ema)),
+        reference=stargan_tf.convert_official_checkpoint(str(small64_dir / "nets.ckpt")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -232,14 +278,27 @@ def ours(run):
         at[name] = values(variables)
 
     stage("D latent", ("discriminator",), "d_lat", p0)
-    stage("D reference", ("discriminator",), "d_ref",
-          {k: run.mid[k] for k in keys["discriminator"]})
-    stage("G/F/E latent", GFE, "g_lat",
-          {**{k: p0[k] for name in GFE for k in keys[name]},
-           **{k: final[k] for k in keys["discriminator"]}})
-    stage("G reference", ("generator",), "g_ref",
-          {**{k: run.mid[k] for k in keys["generator"]},
-           **{k: final[k] for name in ("mapping_network", "style_encoder") for k in keys[name]}})
+    stage(
+        "D reference", ("discriminator",), "d_ref", {k: run.mid[k] for k in keys["discriminator"]}
+    )
+    stage(
+        "G/F/E latent",
+        GFE,
+        "g_lat",
+        {
+            **{k: p0[k] for name in GFE for k in keys[name]},
+            **{k: final[k] for k in keys["discriminator"]},
+        },
+    )
+    stage(
+        "G reference",
+        ("generator",),
+        "g_ref",
+        {
+            **{k: run.mid[k] for k in keys["generator"]},
+            **{k: final[k] for name in ("mapping_network", "style_encoder") for k in keys[name]},
+        },
+    )
     return grads, at
 
 
@@ -279,8 +338,10 @@ def test_each_applied_gradient_is_ours_at_the_same_weights(run, ours):
                 ok = diff <= GRAD_ATOL + slack
             if not ok:
                 bad.append(f"{stage} {k}: |applied - ours| {diff:.2e}, |ours| {raw:.2e}")
-        report.append(f"{stage}: worst |applied - ours| / |ours| " + ", ".join(
-            f"{net} {r:.1e} ({key})" for net, (r, key) in sorted(worst.items())))
+        report.append(
+            f"{stage}: worst |applied - ours| / |ours| "
+            + ", ".join(f"{net} {r:.1e} ({key})" for net, (r, key) in sorted(worst.items()))
+        )
     message = "\n".join(report)
     assert not bad, message + "\n" + "\n".join(bad[:20])
     print(message)
@@ -298,8 +359,9 @@ def test_each_move_is_pytorchs_adam_step(run):
                 # t = 1: the move and the second moment follow from m alone.
                 err = np.abs((p0 - p2) - adam_move(lr, [run.m[k]]))
                 tol = MOVE_RTOL * lr + 2 * ulp(p0)
-                np.testing.assert_allclose(run.v[k], (1 - BETA2) * run.m[k] ** 2, rtol=4 * F32_EPS,
-                                           atol=1e-30, err_msg=k)
+                np.testing.assert_allclose(
+                    run.v[k], (1 - BETA2) * run.m[k] ** 2, rtol=4 * F32_EPS, atol=1e-30, err_msg=k
+                )
             else:
                 # First step: |W0 - W1| = lr |g1'| / (|g1'| + eps) for |g1'| within its interval;
                 # the second step then defines W1 (bias corrections of t = 1 and t = 2).
@@ -353,8 +415,12 @@ def test_step_and_optimizer_iterations(run):
     trainer = run.trainer
     assert int(trainer.step.numpy()) == 1
     iterations = {name: int(opt.iterations.numpy()) for name, opt in trainer.optimizers.items()}
-    assert iterations == {"discriminator": 2, "generator": 2, "mapping_network": 1,
-                          "style_encoder": 1}
+    assert iterations == {
+        "discriminator": 2,
+        "generator": 2,
+        "mapping_network": 1,
+        "style_encoder": 1,
+    }
 
 
 def test_end_to_end_against_an_independent_iteration(run, ours):
@@ -384,12 +450,14 @@ def test_end_to_end_against_an_independent_iteration(run, ours):
             n_bad += int((err > MOVE_RTOL * lr + 2 * ulp(initial[k])).sum())
             total += err.size
             worst = max(worst, (float(err.max() / lr), k))
-            num += np.sum(err ** 2)
+            num += np.sum(err**2)
             den += np.sum((trained[k].astype(np.float64) - initial[k]) ** 2)
         move_err = float(np.sqrt(num / den))
-        report.append(f"{name}: {n_bad} of {total} weights beyond {MOVE_RTOL} lr (worst "
-                      f"{worst[0]:.2f} lr, {worst[1]}); |trainer - ours| / |our move| = "
-                      f"{move_err:.3f}")
+        report.append(
+            f"{name}: {n_bad} of {total} weights beyond {MOVE_RTOL} lr (worst "
+            f"{worst[0]:.2f} lr, {worst[1]}); |trainer - ours| / |our move| = "
+            f"{move_err:.3f}"
+        )
         # D, F, E: measured up to 1.5e-4 of the weights beyond 2% of lr (2 lr: sign flips of
         # gradients within round-off of 0), |trainer - ours| / |our move| up to 0.014.
         fraction, move_limit = (0.5, 0.15) if name == "generator" else (1e-3, 0.03)
@@ -431,8 +499,9 @@ def _torch_adam(p0, grads, c):
     import torch
 
     p = torch.nn.Parameter(torch.tensor(p0))
-    opt = torch.optim.Adam([p], lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=EPS,
-                           weight_decay=c["wd"])
+    opt = torch.optim.Adam(
+        [p], lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=EPS, weight_decay=c["wd"]
+    )
     out = []
     for g in grads:
         opt.zero_grad()
@@ -475,8 +544,10 @@ def test_keras_adam_and_adamw_differ_from_torch_adam(name):
     c = CONFIGS[name]
     p0, grads = _problem()
     want = _torch_adam(p0, grads, c)[-1]
-    for opt in (keras.optimizers.Adam(c["lr"], c["beta1"], c["beta2"], EPS, weight_decay=c["wd"]),
-                keras.optimizers.AdamW(c["lr"], c["wd"], c["beta1"], c["beta2"], EPS)):
+    for opt in (
+        keras.optimizers.Adam(c["lr"], c["beta1"], c["beta2"], EPS, weight_decay=c["wd"]),
+        keras.optimizers.AdamW(c["lr"], c["wd"], c["beta1"], c["beta2"], EPS),
+    ):
         got = _keras(opt, p0, grads)[-1]
         assert np.abs(got - want).max() > 1e-5, type(opt).__name__
 
@@ -490,15 +561,24 @@ def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
 
     model = tiny(max_conv_dim=32, domain_names=())
     rng = np.random.default_rng(0)
-    uint8 = {k: rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8)
-             for k in ("x_real", "x_ref", "x_ref2")}
-    rest = {"y_org": np.array([0, 1], np.int32), "y_trg": np.array([1, 1], np.int32),
-            "z_trg": rng.standard_normal([2, 4]).astype(np.float32),
-            "z_trg2": rng.standard_normal([2, 4]).astype(np.float32)}
+    uint8 = {
+        k: rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8)
+        for k in ("x_real", "x_ref", "x_ref2")
+    }
+    rest = {
+        "y_org": np.array([0, 1], np.int32),
+        "y_trg": np.array([1, 1], np.int32),
+        "z_trg": rng.standard_normal([2, 4]).astype(np.float32),
+        "z_trg2": rng.standard_normal([2, 4]).astype(np.float32),
+    }
     floats = {k: augment.normalize(v).numpy() for k, v in uint8.items()}
     # augment_on="device": uncropped images plus the crops, which the step applies.
-    crops = np.stack([np.stack([augment.augment_params(tf.constant([i, j]), 32, 32, 1.0)
-                                for j in range(3)]) for i in range(2)])  # [2, 3, 5]
+    crops = np.stack(
+        [
+            np.stack([augment.augment_params(tf.constant([i, j]), 32, 32, 1.0) for j in range(3)])
+            for i in range(2)
+        ]
+    )  # [2, 3, 5]
     assert (crops[..., 2:4] < 32).any()
     uncropped = {k: rng.integers(0, 256, [2, 32, 32, 3], dtype=np.uint8) for k in uint8}
     for j, k in enumerate(("x_real", "x_ref", "x_ref2")):
@@ -508,9 +588,16 @@ def test_uint8_batches_train_as_their_normalised_floats(tmp_path):
     metrics = []
     for name, images in (("uint8", uint8), ("float32", floats), ("device", device)):
         tf.keras.utils.set_random_seed(1)
-        config = TrainConfig(model=model, workdir=str(tmp_path / name), batch_size=2,
-                             total_iters=1, save_every=1, sample_every=1, print_every=1,
-                             deterministic=True)
+        config = TrainConfig(
+            model=model,
+            workdir=str(tmp_path / name),
+            batch_size=2,
+            total_iters=1,
+            save_every=1,
+            sample_every=1,
+            print_every=1,
+            deterministic=True,
+        )
         dataset = tf.data.Dataset.from_tensors({**images, **rest}).repeat()
         configure_process(config)
         trainer = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), dataset)

@@ -42,21 +42,28 @@ def test_translate_equals_the_networks(model):
     y = np.full([3], 1)
     # Latent-guided: the seed's code, the same for every image.
     s_lat = nets.mapping_network(latent_codes([4] * 3, TINY.latent_dim), y)
-    np.testing.assert_allclose(stargan_tf.translate(nets, x_real, "dog", seed=4),
-                               nets.generator(x_real, s_lat), atol=1e-6)
+    np.testing.assert_allclose(
+        stargan_tf.translate(nets, x_real, "dog", seed=4), nets.generator(x_real, s_lat), atol=1e-6
+    )
     # Reference-guided: the reference's style in the target domain.
     s_ref = nets.style_encoder(np.repeat(x_ref[None], 3, 0), y)
-    np.testing.assert_allclose(stargan_tf.translate(nets, x_real, 1, reference=x_ref),
-                               nets.generator(x_real, s_ref), atol=1e-6)
+    np.testing.assert_allclose(
+        stargan_tf.translate(nets, x_real, 1, reference=x_ref),
+        nets.generator(x_real, s_ref),
+        atol=1e-6,
+    )
     # One target domain and one reference per image.
     x_refs = rng.uniform(-1, 1, [3, 32, 32, 3]).astype(np.float32)
     y = np.array([0, 2, 1])
     np.testing.assert_allclose(
         stargan_tf.translate(nets, x_real, ["cat", "wild", "dog"], reference=x_refs),
-        nets.generator(x_real, nets.style_encoder(x_refs, y)), atol=1e-6)
+        nets.generator(x_real, nets.style_encoder(x_refs, y)),
+        atol=1e-6,
+    )
     # No reference and no seed: seed 0.
-    np.testing.assert_allclose(stargan_tf.translate(nets, x_real, "cat"),
-                               stargan_tf.translate(nets, x_real, "cat", seed=0))
+    np.testing.assert_allclose(
+        stargan_tf.translate(nets, x_real, "cat"), stargan_tf.translate(nets, x_real, "cat", seed=0)
+    )
 
 
 def test_translate_takes_uint8_images_of_any_size(model, inputs):
@@ -67,8 +74,9 @@ def test_translate_takes_uint8_images_of_any_size(model, inputs):
     x_fake = stargan_tf.translate(nets, image, "wild", seed=9)
     assert x_fake.shape == (32, 32, 3)  # one image in, one out
     x_real = images.read_image(str(root / "in" / rel[0]), 32)  # decoded and resized as in training
-    np.testing.assert_allclose(x_fake, stargan_tf.translate(nets, x_real, "wild", seed=9),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        x_fake, stargan_tf.translate(nets, x_real, "wild", seed=9), atol=1e-6
+    )
 
 
 def test_translate_refuses_bad_arguments(model):
@@ -93,25 +101,40 @@ def test_translate_stays_callable_after_its_command_line_module_is_imported(mode
     _, nets = model
     x_real = np.zeros([1, 32, 32, 3], np.float32)
     assert stargan_tf.translate is module
-    np.testing.assert_array_equal(stargan_tf.translate(nets, x_real, 1, seed=2),
-                                  module(nets, x_real, 1, seed=2))
+    np.testing.assert_array_equal(
+        stargan_tf.translate(nets, x_real, 1, seed=2), module(nets, x_real, 1, seed=2)
+    )
 
 
 def test_cli_translates_a_folder_with_a_progress_bar(model, inputs, tmp_path):
     model_dir, nets = model
     root, rel = inputs
     status, stdout, stderr = run_module(
-        "stargan_tf.translate", "--checkpoint", model_dir, "--input_dir", root / "in",
-        "--output_dir", tmp_path / "out", "--target_domain", "dog", "--seed", 3,
-        "--batch_size", 2)
+        "stargan_tf.translate",
+        "--checkpoint",
+        model_dir,
+        "--input_dir",
+        root / "in",
+        "--output_dir",
+        tmp_path / "out",
+        "--target_domain",
+        "dog",
+        "--seed",
+        3,
+        "--batch_size",
+        2,
+    )
     assert status == 0, stderr[-3000:]
     assert "5/5" in stderr and "img/s" in stderr
     assert "Translated 5 images" in stdout and "dog, seed 3" in stdout
     for name in rel:
         out = np.asarray(Image.open(tmp_path / "out" / (os.path.splitext(name)[0] + ".png")))
         assert out.shape == (32, 32, 3)
-        expected = to_uint8(stargan_tf.translate(
-            nets, images.read_image(str(root / "in" / name), 32), "dog", seed=3))
+        expected = to_uint8(
+            stargan_tf.translate(
+                nets, images.read_image(str(root / "in" / name), 32), "dog", seed=3
+            )
+        )
         assert np.abs(out.astype(int) - expected).max() <= 1, name
 
 
@@ -119,13 +142,28 @@ def test_cli_translates_one_image_with_a_reference(model, inputs, tmp_path):
     model_dir, nets = model
     root, rel = inputs
     status, stdout, stderr = run_module(
-        "stargan_tf.translate", "--checkpoint", model_dir, "--input", root / "in" / rel[2],
-        "--output", tmp_path / "one.png", "--target_domain", "2", "--reference", root / "ref.jpg")
+        "stargan_tf.translate",
+        "--checkpoint",
+        model_dir,
+        "--input",
+        root / "in" / rel[2],
+        "--output",
+        tmp_path / "one.png",
+        "--target_domain",
+        "2",
+        "--reference",
+        root / "ref.jpg",
+    )
     assert status == 0, stderr[-3000:]
     assert "wild, reference" in stdout
-    expected = to_uint8(stargan_tf.translate(
-        nets, images.read_image(str(root / "in" / rel[2]), 32), "wild",
-        reference=images.read_image(str(root / "ref.jpg"), 32)))
+    expected = to_uint8(
+        stargan_tf.translate(
+            nets,
+            images.read_image(str(root / "in" / rel[2]), 32),
+            "wild",
+            reference=images.read_image(str(root / "ref.jpg"), 32),
+        )
+    )
     out = np.asarray(Image.open(tmp_path / "one.png")).astype(int)
     assert np.abs(out - expected).max() <= 1
 
@@ -135,13 +173,43 @@ def test_cli_bad_inputs_are_usage_errors(model, inputs, tmp_path):
     root, _ = inputs
     (tmp_path / "empty").mkdir()
     common = ["--output_dir", tmp_path / "out", "--target_domain", "dog"]
-    assert_usage_error(run_module("stargan_tf.translate", "--checkpoint", tmp_path / "nope",
-                                  "--input_dir", root / "in", *common), "nope", "not a directory")
-    assert_usage_error(run_module("stargan_tf.translate", "--checkpoint", model_dir,
-                                  "--input_dir", tmp_path / "empty", *common),
-                       "empty", "holds no images")
-    assert_usage_error(run_module("stargan_tf.translate", "--checkpoint", model_dir,
-                                  "--input_dir", root / "in", "--output_dir", tmp_path / "out",
-                                  "--target_domain", "cow"),
-                       "Unknown target domain 'cow'", "0=cat, 1=dog, 2=wild")
+    assert_usage_error(
+        run_module(
+            "stargan_tf.translate",
+            "--checkpoint",
+            tmp_path / "nope",
+            "--input_dir",
+            root / "in",
+            *common,
+        ),
+        "nope",
+        "not a directory",
+    )
+    assert_usage_error(
+        run_module(
+            "stargan_tf.translate",
+            "--checkpoint",
+            model_dir,
+            "--input_dir",
+            tmp_path / "empty",
+            *common,
+        ),
+        "empty",
+        "holds no images",
+    )
+    assert_usage_error(
+        run_module(
+            "stargan_tf.translate",
+            "--checkpoint",
+            model_dir,
+            "--input_dir",
+            root / "in",
+            "--output_dir",
+            tmp_path / "out",
+            "--target_domain",
+            "cow",
+        ),
+        "Unknown target domain 'cow'",
+        "0=cat, 1=dog, 2=wild",
+    )
     assert not (tmp_path / "out").exists()

@@ -66,8 +66,15 @@ def make_batches(seed, num_batches, batch=GLOBAL_BATCH):
     def latents():
         return rng.standard_normal([num_batches, batch, LATENT_DIM]).astype(np.float32)
 
-    return {"x_real": images(), "x_ref": images(), "x_ref2": images(), "y_org": labels(),
-            "y_trg": labels(), "z_trg": latents(), "z_trg2": latents()}
+    return {
+        "x_real": images(),
+        "x_ref": images(),
+        "x_ref2": images(),
+        "y_org": labels(),
+        "y_trg": labels(),
+        "z_trg": latents(),
+        "z_trg2": latents(),
+    }
 
 
 def make_dataset(batches):
@@ -83,10 +90,12 @@ def make_dataset(batches):
 
 def sample_input(seed=123):
     rng = np.random.default_rng(seed)
-    return {"x_src": rng.uniform(-1, 1, [2, IMG_SIZE, IMG_SIZE, 3]).astype(np.float32),
-            "y_src": np.array([0, 1], np.int32),
-            "x_ref": rng.uniform(-1, 1, [2, IMG_SIZE, IMG_SIZE, 3]).astype(np.float32),
-            "y_ref": np.array([1, 0], np.int32)}
+    return {
+        "x_src": rng.uniform(-1, 1, [2, IMG_SIZE, IMG_SIZE, 3]).astype(np.float32),
+        "y_src": np.array([0, 1], np.int32),
+        "x_ref": rng.uniform(-1, 1, [2, IMG_SIZE, IMG_SIZE, 3]).astype(np.float32),
+        "y_ref": np.array([1, 0], np.int32),
+    }
 
 
 # Biases upstream of an instance norm (most of G's: from_rgb, the convs of every block, ...) have
@@ -160,7 +169,7 @@ def check_split(strategy, dataset, batches, steps):
                 sizes.append([int(p.shape[0]) for p in parts])
             for r, part in enumerate(parts):
                 g = (worker or 0) * len(parts) + r
-                want = batches[name][step % n][g * per:(g + 1) * per]
+                want = batches[name][step % n][g * per : (g + 1) * per]
                 if not np.array_equal(np.asarray(part), want):
                     ok = False
     return ok, sizes
@@ -182,11 +191,17 @@ def run_init(task):
             var.assign(var.numpy() + bias_noise(rng, var.shape, min_abs))
             perturbed += 1
     save_networks(nets, task["dir"], ema=False)
-    return {"perturbed_biases": perturbed,
-            "num_weights": len(official_variable_map(nets)),
-            "min_abs_bias": float(min(np.abs(v.numpy()).min()
-                                      for k, v in official_variable_map(nets).items()
-                                      if k.endswith(".bias")))}
+    return {
+        "perturbed_biases": perturbed,
+        "num_weights": len(official_variable_map(nets)),
+        "min_abs_bias": float(
+            min(
+                np.abs(v.numpy()).min()
+                for k, v in official_variable_map(nets).items()
+                if k.endswith(".bias")
+            )
+        ),
+    }
 
 
 def run_train(task):
@@ -199,16 +214,23 @@ def run_train(task):
     batches = make_batches(task.get("data_seed", 0), task.get("num_batches", 4))
     dataset = make_dataset(batches)
     overrides = dict(task.get("config", {}))
-    config = TrainConfig(model=model_config(), workdir=task["workdir"], batch_size=GLOBAL_BATCH,
-                         total_iters=task["total_iters"], init_from=task.get("init_dir", ""),
-                         **overrides)
+    config = TrainConfig(
+        model=model_config(),
+        workdir=task["workdir"],
+        batch_size=GLOBAL_BATCH,
+        total_iters=task["total_iters"],
+        init_from=task.get("init_dir", ""),
+        **overrides,
+    )
     result = {"num_replicas": int(strategy.num_replicas_in_sync)}
     if task.get("check_split"):
         result["split_ok"], result["split_sizes"] = check_split(
-            strategy, dataset, batches, task["check_split"])
+            strategy, dataset, batches, task["check_split"]
+        )
     try:
-        trainer = Trainer(config, strategy, dataset,
-                          sample_input=sample_input() if task.get("sample") else None)
+        trainer = Trainer(
+            config, strategy, dataset, sample_input=sample_input() if task.get("sample") else None
+        )
         result["is_chief"] = bool(trainer.chief)
         # Count the iterations this process runs (a resumed run runs only the remaining ones).
         step_fn, steps_run, step_seconds = trainer._train_step, [], []
@@ -268,7 +290,8 @@ def main(argv):
     if spec.get("devices"):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(spec["devices"])])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(spec["devices"])]
+        )
     if spec.get("deterministic"):
         tf.config.experimental.enable_op_determinism()
     results = []
@@ -282,9 +305,16 @@ def main(argv):
             else:
                 raise ValueError(f"unknown task kind {task['kind']!r}")
         except Exception as e:  # reported to the test with its traceback, then exit 1
-            results.append({"error": {"type": type(e).__name__, "message": str(e),
-                                      "user_error": False,
-                                      "traceback": traceback.format_exc()}})
+            results.append(
+                {
+                    "error": {
+                        "type": type(e).__name__,
+                        "message": str(e),
+                        "user_error": False,
+                        "traceback": traceback.format_exc(),
+                    }
+                }
+            )
             print(RESULT_PREFIX + json.dumps({"results": results}), flush=True)
             return 1
         result["seconds"] = time.time() - started

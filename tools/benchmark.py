@@ -51,30 +51,55 @@ flags.DEFINE_integer("latent_dim", 16, "Latent code length.")
 flags.DEFINE_float("w_hpf", 0.0, "High-pass path weight (> 0 needs FAN weights: --wing_path).")
 flags.DEFINE_string("wing_path", "", "FAN weights (wing.ckpt) when --w_hpf > 0.")
 flags.DEFINE_string("decoder", "adain", "Generator decoder: adain or modconv.")
-flags.DEFINE_enum("mixed_precision", "", ["", "mixed_float16", "mixed_bfloat16"],
-                  "Keras mixed-precision policy; empty = fp32.")
+flags.DEFINE_enum(
+    "mixed_precision",
+    "",
+    ["", "mixed_float16", "mixed_bfloat16"],
+    "Keras mixed-precision policy; empty = fp32.",
+)
 flags.DEFINE_bool("jit_compile", False, "Compile the per-replica step with XLA.")
 flags.DEFINE_integer("iters", 5, "Timed iterations.")
 flags.DEFINE_integer("warmup", 1, "Untimed iterations after tracing (the first runs are slow).")
-flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads; 0 = TensorFlow's default (all cores).")
+flags.DEFINE_integer(
+    "threads", 0, "Intra- and inter-op threads; 0 = TensorFlow's default (all cores)."
+)
 flags.DEFINE_float("peak_seconds", 3.0, "Time spent measuring each of the conv and matmul peaks.")
 flags.DEFINE_bool("inference", True, "Also time translation through an exported SavedModel.")
 flags.DEFINE_integer("inference_batch", 0, "Images per inference call; 0 = the training batch.")
 flags.DEFINE_integer("inference_iters", 5, "Timed inference calls.")
-flags.DEFINE_bool("profile", False, "After the timed iterations, trace one more with the TF "
-                  "profiler and print the op types that take the time.")
+flags.DEFINE_bool(
+    "profile",
+    False,
+    "After the timed iterations, trace one more with the TF "
+    "profiler and print the op types that take the time.",
+)
 flags.DEFINE_bool("json", False, "Print one JSON object (progress goes to stderr).")
-flags.DEFINE_list("sweep", [], "Instead of one config: these sweep rows one after the other, each "
-                  "in its own process (all: every row; see stargan_tf/perf/sweep.py): "
-                  "small32, official64, size128, official256, afhq512, afhq512-modconv.")
-flags.DEFINE_bool("end_to_end", False, "With --sweep: also time the training command on a "
-                  "TFRecord split it writes, at 32, 64 and 256 px.")
-flags.DEFINE_integer("end_to_end_iters", 60, "Iterations of each end-to-end run (the first "
-                     "--print_every window, which holds tracing, is left out).")
-flags.DEFINE_string("official_python", os.environ.get("STARGAN_OFFICIAL_PYTHON", ""),
-                    "With --sweep: a Python with torch that runs the official iteration "
-                    "(../shared/reference/bench_official_step.py, which needs STARGAN_OFFICIAL); "
-                    "default $STARGAN_OFFICIAL_PYTHON; empty: ours only.")
+flags.DEFINE_list(
+    "sweep",
+    [],
+    "Instead of one config: these sweep rows one after the other, each "
+    "in its own process (all: every row; see stargan_tf/perf/sweep.py): "
+    "small32, official64, size128, official256, afhq512, afhq512-modconv.",
+)
+flags.DEFINE_bool(
+    "end_to_end",
+    False,
+    "With --sweep: also time the training command on a "
+    "TFRecord split it writes, at 32, 64 and 256 px.",
+)
+flags.DEFINE_integer(
+    "end_to_end_iters",
+    60,
+    "Iterations of each end-to-end run (the first "
+    "--print_every window, which holds tracing, is left out).",
+)
+flags.DEFINE_string(
+    "official_python",
+    os.environ.get("STARGAN_OFFICIAL_PYTHON", ""),
+    "With --sweep: a Python with torch that runs the official iteration "
+    "(../shared/reference/bench_official_step.py, which needs STARGAN_OFFICIAL); "
+    "default $STARGAN_OFFICIAL_PYTHON; empty: ours only.",
+)
 
 
 def build_config():
@@ -87,13 +112,25 @@ def build_config():
             p[key] = getattr(FLAGS, key)
     names = tuple(f"domain{i}" for i in range(p["num_domains"]))
     try:
-        model = ModelConfig(img_size=p["img_size"], num_domains=p["num_domains"], domain_names=names,
-                            max_conv_dim=p["max_conv_dim"], dim_in=FLAGS.dim_in or None, style_dim=FLAGS.style_dim,
-                            latent_dim=FLAGS.latent_dim, w_hpf=FLAGS.w_hpf, decoder=FLAGS.decoder)
-        config = TrainConfig(model=model, workdir=tempfile.mkdtemp(prefix="stargan-bench-"),
-                             batch_size=p["batch_size"],
-                             jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
-                             wing_path=FLAGS.wing_path)
+        model = ModelConfig(
+            img_size=p["img_size"],
+            num_domains=p["num_domains"],
+            domain_names=names,
+            max_conv_dim=p["max_conv_dim"],
+            dim_in=FLAGS.dim_in or None,
+            style_dim=FLAGS.style_dim,
+            latent_dim=FLAGS.latent_dim,
+            w_hpf=FLAGS.w_hpf,
+            decoder=FLAGS.decoder,
+        )
+        config = TrainConfig(
+            model=model,
+            workdir=tempfile.mkdtemp(prefix="stargan-bench-"),
+            batch_size=p["batch_size"],
+            jit_compile=FLAGS.jit_compile,
+            mixed_precision=FLAGS.mixed_precision,
+            wing_path=FLAGS.wing_path,
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     return config
@@ -133,28 +170,35 @@ def run_sweep():
     names = list(sweep.SWEEP) if FLAGS.sweep == ["all"] else FLAGS.sweep
     unknown = [n for n in names if n not in sweep.SWEEP]
     if unknown:
-        raise UserError(f"--sweep: unknown rows {', '.join(unknown)}; the rows: "
-                        f"{', '.join(sweep.SWEEP)} (or all).")
+        raise UserError(
+            f"--sweep: unknown rows {', '.join(unknown)}; the rows: "
+            f"{', '.join(sweep.SWEEP)} (or all)."
+        )
     reference = os.environ.get("STARGAN_REFERENCE") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "reference")
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "reference"
+    )
     bench_py = os.path.join(reference, "bench_official_step.py")
     if FLAGS.official_python and not os.path.isfile(bench_py):
-        raise UserError(f"{bench_py} is missing: set STARGAN_REFERENCE to the folder of "
-                        "bench_official_step.py.")
+        raise UserError(
+            f"{bench_py} is missing: set STARGAN_REFERENCE to the folder of bench_official_step.py."
+        )
     rows = {}
     for name in names:
         row, timeout = sweep.SWEEP[name], 4 * 3600
         print(f"{name}: ours ...", file=sys.stderr, flush=True)
-        rows[name] = {"ours": sweep.ours(os.path.abspath(__file__), row, FLAGS.iters,
-                                         FLAGS.warmup, timeout)}
+        rows[name] = {
+            "ours": sweep.ours(os.path.abspath(__file__), row, FLAGS.iters, FLAGS.warmup, timeout)
+        }
         if FLAGS.official_python:
             print(f"{name}: official ...", file=sys.stderr, flush=True)
-            rows[name]["official"] = sweep.official(FLAGS.official_python, bench_py, row,
-                                                    FLAGS.iters, FLAGS.warmup, timeout)
+            rows[name]["official"] = sweep.official(
+                FLAGS.official_python, bench_py, row, FLAGS.iters, FLAGS.warmup, timeout
+            )
         if FLAGS.end_to_end and name in sweep.END_TO_END:
             print(f"{name}: end to end ...", file=sys.stderr, flush=True)
             rows[name]["end_to_end"] = sweep.end_to_end(
-                row, FLAGS.end_to_end_iters, max(1, FLAGS.end_to_end_iters // 6), timeout)
+                row, FLAGS.end_to_end_iters, max(1, FLAGS.end_to_end_iters // 6), timeout
+            )
     if FLAGS.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -168,8 +212,10 @@ def measure_peaks(log):
     from stargan_tf.perf import peak
 
     log("measuring the machine's peak (3x3 conv, batch 4, 64x64, 256->256; 2048^3 matmul)...")
-    peaks = {"conv_peak_gflops": peak.conv_peak(FLAGS.peak_seconds),
-             "matmul_peak_gflops": peak.matmul_peak(FLAGS.peak_seconds)}
+    peaks = {
+        "conv_peak_gflops": peak.conv_peak(FLAGS.peak_seconds),
+        "matmul_peak_gflops": peak.matmul_peak(FLAGS.peak_seconds),
+    }
     peaks["peak_gflops"] = max(peaks.values())
     if FLAGS.mixed_precision == "mixed_bfloat16":
         peaks["bf16_conv_peak_gflops"] = peak.conv_peak(FLAGS.peak_seconds, tf.bfloat16)
@@ -188,9 +234,11 @@ def time_training(config, peaks, log):
     configure_process(config)
     trainer = Trainer(config, tf.distribute.get_strategy(), dataset)
     m = config.model
-    log(f"training: {m.img_size} px, batch {config.batch_size}, {m.num_domains} domains, "
+    log(
+        f"training: {m.img_size} px, batch {config.batch_size}, {m.num_domains} domains, "
         f"max_conv_dim {m.max_conv_dim}, decoder {m.decoder}, w_hpf {m.w_hpf:g}, "
-        f"{config.mixed_precision or 'fp32'}{', XLA' if config.jit_compile else ''}")
+        f"{config.mixed_precision or 'fp32'}{', XLA' if config.jit_compile else ''}"
+    )
     t = runs.time_training(trainer, FLAGS.warmup, FLAGS.iters, log)
     spread = runs.summarize(t["seconds"])
     s_per_iter = spread["median"]
@@ -246,25 +294,34 @@ def time_inference(trainer, config, log):
 
 def print_report(r):
     bf16 = r.get("bf16_conv_peak_gflops")
-    print(f"\nseconds/iteration   {r['seconds_per_iteration']:.3f} median "
-          f"(min {r['seconds_min']:.3f}, max {r['seconds_max']:.3f}, {r['iters']} iterations)")
+    print(
+        f"\nseconds/iteration   {r['seconds_per_iteration']:.3f} median "
+        f"(min {r['seconds_min']:.3f}, max {r['seconds_max']:.3f}, {r['iters']} iterations)"
+    )
     print(f"images/s            {r['images_per_second']:.3f}")
     print(f"GFLOP/iteration     {r['gflops_per_iteration']:.1f} ({r['flops_counted_from']})")
     print(f"achieved GFLOP/s    {r['achieved_gflops']:.1f}")
-    print(f"peak GFLOP/s        {r['peak_gflops']:.1f} (conv {r['conv_peak_gflops']:.1f}, matmul "
-          f"{r['matmul_peak_gflops']:.1f}, measured now)" + (f"; bf16 conv {bf16:.1f}" if bf16 else ""))
+    print(
+        f"peak GFLOP/s        {r['peak_gflops']:.1f} (conv {r['conv_peak_gflops']:.1f}, matmul "
+        f"{r['matmul_peak_gflops']:.1f}, measured now)"
+        + (f"; bf16 conv {bf16:.1f}" if bf16 else "")
+    )
     print(f"fraction of peak    {r['fraction_of_peak']:.1%}")
     print(f"peak RSS            {r['peak_rss_mb']:.0f} MiB")
     if "profile" in r:
         p = r["profile"]
-        print(f"profile             {p['op_seconds_total']:.2f} s of op time (summed over threads); "
-              f"convolutions {p['conv_fraction']:.0%}")
+        print(
+            f"profile             {p['op_seconds_total']:.2f} s of op time (summed over threads); "
+            f"convolutions {p['conv_fraction']:.0%}"
+        )
         for row in p["top_ops"]:
             print(f"  {row['op']:36s} {row['seconds']:8.3f} s  x{row['count']}")
     if "inference_images_per_second" in r:
-        print(f"inference           {r['inference_images_per_second']:.2f} images/s "
-              f"(SavedModel translate_reference, batch {r['inference_batch']}; "
-              f"export {r['export_seconds']:.1f} s)")
+        print(
+            f"inference           {r['inference_images_per_second']:.2f} images/s "
+            f"(SavedModel translate_reference, batch {r['inference_batch']}; "
+            f"export {r['export_seconds']:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -146,8 +146,14 @@ def pipelines(split_dir, size, b, options):
 
     def train(augment_on):
         return pipeline.train_dataset(
-            split_dir, size, b, latent_dim=16, seed=0, randcrop_prob=FLAGS.randcrop_prob,
-            normalize=False, augment_on=augment_on,
+            split_dir,
+            size,
+            b,
+            latent_dim=16,
+            seed=0,
+            randcrop_prob=FLAGS.randcrop_prob,
+            normalize=False,
+            augment_on=augment_on,
         ).with_options(options)
 
     finish = tf.function(augment.finish_batch)

@@ -39,8 +39,12 @@ NEW_DOMAIN = "triangle"
 THRESHOLD = 0.70
 SAVE_EVERY = 100
 SOURCES_PER_DOMAIN = 50  # of the 100 val images per shape; the other 50 are references
-COMMON = ["--deterministic", f"--save_every={SAVE_EVERY}", "--keep_checkpoints=1000",
-          "--print_every=100"]
+COMMON = [
+    "--deterministic",
+    f"--save_every={SAVE_EVERY}",
+    "--keep_checkpoints=1000",
+    "--print_every=100",
+]
 RUNS = {
     "base": ("data2", []),
     "scratch": ("data3", []),
@@ -65,8 +69,9 @@ def ema_only(out):
     target = os.path.join(out, "runs", "base_ema")
     if not os.path.isdir(target):
         nets = stargan_tf.load_networks(os.path.join(out, "runs", "base"), ema=True)
-        stargan_tf.save_networks(nets, target, step=1600, ema=True,
-                                 source={"ema_of": os.path.join(out, "runs", "base")})
+        stargan_tf.save_networks(
+            nets, target, step=1600, ema=True, source={"ema_of": os.path.join(out, "runs", "base")}
+        )
 
 
 def prepare(out):
@@ -88,12 +93,23 @@ def prepare(out):
             os.makedirs(folder, exist_ok=True)
             for i in range(spec.per_domain(split)):
                 Image.fromarray(demo.render(spec.seed, split, d, i, spec.img_size)).save(
-                    os.path.join(folder, f"{i:05d}.png"))
-    subprocess.run([sys.executable, "-m", "stargan_tf.make_tfrecords",
-                    f"--train_dir={os.path.join(images, 'train')}",
-                    f"--val_dir={os.path.join(images, 'val')}",
-                    f"--output_dir={os.path.join(out, 'data2')}", f"--img_size={spec.img_size}",
-                    "--format=png", "--overwrite"], check=True, env=_env())
+                    os.path.join(folder, f"{i:05d}.png")
+                )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stargan_tf.make_tfrecords",
+            f"--train_dir={os.path.join(images, 'train')}",
+            f"--val_dir={os.path.join(images, 'val')}",
+            f"--output_dir={os.path.join(out, 'data2')}",
+            f"--img_size={spec.img_size}",
+            "--format=png",
+            "--overwrite",
+        ],
+        check=True,
+        env=_env(),
+    )
 
 
 def _env():
@@ -107,14 +123,24 @@ def run_flags(out, name):
     elif name in FINETUNE_VARIANTS:
         data = "data3"
         source, flags = FINETUNE_VARIANTS[name]
-        extra = [f"--init_from={os.path.join(out, 'runs', source)}",
-                 f"--init_domain_map={NEW_DOMAIN}=square", *flags]
+        extra = [
+            f"--init_from={os.path.join(out, 'runs', source)}",
+            f"--init_domain_map={NEW_DOMAIN}=square",
+            *flags,
+        ]
     else:
         raise SystemExit(f"unknown run {name!r}: one of {', '.join([*RUNS, *FINETUNE_VARIANTS])}")
-    return [sys.executable, "-m", "stargan_tf.train", f"--flagfile={CONFIG}",
-            f"--train_data={os.path.join(out, data, 'train')}",
-            f"--val_data={os.path.join(out, data, 'val')}",
-            f"--workdir={os.path.join(out, 'runs', name)}", *COMMON, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "stargan_tf.train",
+        f"--flagfile={CONFIG}",
+        f"--train_data={os.path.join(out, data, 'train')}",
+        f"--val_data={os.path.join(out, data, 'val')}",
+        f"--workdir={os.path.join(out, 'runs', name)}",
+        *COMMON,
+        *extra,
+    ]
 
 
 def train(out, name):
@@ -129,7 +155,7 @@ def checkpoint_steps(workdir):
     steps = set()
     for f in os.listdir(os.path.join(workdir, "checkpoints")):
         if f.startswith("ckpt-") and f.endswith(".index"):
-            steps.add(int(f[len("ckpt-"):-len(".index")]))
+            steps.add(int(f[len("ckpt-") : -len(".index")]))
     return sorted(steps)
 
 
@@ -147,10 +173,12 @@ def judge(out, names):
 
     data = os.path.join(out, "data3")
     classifier = demo_classifier.train_classifier(
-        *demo_classifier.read_split(os.path.join(data, "train")))
+        *demo_classifier.read_split(os.path.join(data, "train"))
+    )
     x_val, y_val = demo_classifier.read_split(os.path.join(data, "val"))
-    print(f"classifier: {demo_classifier.accuracy(classifier, x_val, y_val):.1%} on val",
-          flush=True)
+    print(
+        f"classifier: {demo_classifier.accuracy(classifier, x_val, y_val):.1%} on val", flush=True
+    )
     os.makedirs(os.path.join(out, "judged"), exist_ok=True)
     for name in names:
         workdir = os.path.join(out, "runs", name)
@@ -169,10 +197,12 @@ def judge(out, names):
             row = {}
             for guidance in ("latent", "reference"):
                 fakes, targets = demo_classifier.translations(
-                    nets, x_val[keep], y_val[keep], guidance, SOURCES_PER_DOMAIN)
+                    nets, x_val[keep], y_val[keep], guidance, SOURCES_PER_DOMAIN
+                )
                 seen = demo_classifier.predict(classifier, fakes)
-                row[guidance] = {names_[d]: float(np.mean(seen[targets == d] == d))
-                                 for d in range(len(names_))}
+                row[guidance] = {
+                    names_[d]: float(np.mean(seen[targets == d] == d)) for d in range(len(names_))
+                }
             judged[str(step)] = row
             print(name, step, json.dumps(row), flush=True)
             with open(path, "w") as f:
@@ -191,8 +221,10 @@ def first_step(judged, domain, threshold=THRESHOLD):
     """The first judged step from which on both guidances stay >= threshold on `domain`."""
     steps = sorted(judged)
     for i, step in enumerate(steps):
-        if all(min(judged[s][g][domain] for g in ("latent", "reference")) >= threshold
-               for s in steps[i:]):
+        if all(
+            min(judged[s][g][domain] for g in ("latent", "reference")) >= threshold
+            for s in steps[i:]
+        ):
             return step
     return None
 
@@ -206,29 +238,37 @@ def report(out, names):
         if not judged:
             continue
         reach = first_step(judged, NEW_DOMAIN)
-        old_min = min(judged[s][g][d] for s in judged for g in ("latent", "reference")
-                      for d in DOMAINS2)
-        ok = (reach is not None and need is not None and reach <= need / 2
-              and old_min >= THRESHOLD)
-        lines.append(f"{name}: {NEW_DOMAIN} >= {THRESHOLD:.0%} from step {reach}; old domains "
-                     f"at least {old_min:.1%} at every judged step; criterion "
-                     f"{'met' if ok else 'NOT met'}")
+        old_min = min(
+            judged[s][g][d] for s in judged for g in ("latent", "reference") for d in DOMAINS2
+        )
+        ok = reach is not None and need is not None and reach <= need / 2 and old_min >= THRESHOLD
+        lines.append(
+            f"{name}: {NEW_DOMAIN} >= {THRESHOLD:.0%} from step {reach}; old domains "
+            f"at least {old_min:.1%} at every judged step; criterion "
+            f"{'met' if ok else 'NOT met'}"
+        )
     table = ["step | " + " | ".join(f"{n} tri lat/ref" for n in ["scratch", *names])]
     steps = sorted(set(scratch).union(*[load_judged(out, n) for n in names]))
     for step in steps:
         cells = []
         for n in ["scratch", *names]:
             j = load_judged(out, n).get(step)
-            cells.append("-" if j is None else
-                         f"{j['latent'][NEW_DOMAIN]:.0%}/{j['reference'][NEW_DOMAIN]:.0%}")
+            cells.append(
+                "-"
+                if j is None
+                else f"{j['latent'][NEW_DOMAIN]:.0%}/{j['reference'][NEW_DOMAIN]:.0%}"
+            )
         table.append(f"{step} | " + " | ".join(cells))
     old = ["step | " + " | ".join(f"{n} circle,square lat/ref" for n in names)]
     for step in steps:
         cells = []
         for n in names:
             j = load_judged(out, n).get(step)
-            cells.append("-" if j is None else " ".join(
-                f"{j['latent'][d]:.0%}/{j['reference'][d]:.0%}" for d in DOMAINS2))
+            cells.append(
+                "-"
+                if j is None
+                else " ".join(f"{j['latent'][d]:.0%}/{j['reference'][d]:.0%}" for d in DOMAINS2)
+            )
         old.append(f"{step} | " + " | ".join(cells))
     return "\n".join(lines + [""] + table + [""] + old)
 
@@ -274,21 +314,30 @@ def curve_series(out, names):
             points = [(s, judged[s][guidance][NEW_DOMAIN]) for s in sorted(judged)]
             series.append((f"{name}: {NEW_DOMAIN}, {guidance}", colour, dashed, points, 2))
         if name != "scratch":
-            points = [(s, min(judged[s][g][d] for g in ("latent", "reference") for d in DOMAINS2))
-                      for s in sorted(judged)]
+            points = [
+                (s, min(judged[s][g][d] for g in ("latent", "reference") for d in DOMAINS2))
+                for s in sorted(judged)
+            ]
             series.append((f"{name}: circle/square, worst (thin)", colour, False, points, 1))
     return series
 
 
 def draw_axes(pen, xy, max_step, box):
     left, top, pw, ph, h = box
-    pen.text((left, 10), "Demo classifier: translations showing the target shape. ft: from the "
-             "circle+square workdir; ft_opt: + --init_optimizer; ft_ema: from its EMA networks "
-             "only (D fresh)", fill="black")
+    pen.text(
+        (left, 10),
+        "Demo classifier: translations showing the target shape. ft: from the "
+        "circle+square workdir; ft_opt: + --init_optimizer; ft_ema: from its EMA networks "
+        "only (D fresh)",
+        fill="black",
+    )
     for acc in (0, 0.25, 0.5, 0.7, 0.75, 1.0):
         y = xy(0, acc)[1]
-        pen.line([(left, y), (left + pw, y)], fill=(150, 150, 150) if acc == 0.7 else
-                 (225, 225, 225), width=1)
+        pen.line(
+            [(left, y), (left + pw, y)],
+            fill=(150, 150, 150) if acc == 0.7 else (225, 225, 225),
+            width=1,
+        )
         pen.text((10, y - 6), f"{acc:.0%}", fill="black")
     step_tick = 200 if max_step > 800 else 100
     for step in range(0, max_step + 1, step_tick):

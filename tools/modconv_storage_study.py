@@ -38,8 +38,13 @@ flags.DEFINE_list("report_at", ["100", "300", "1000"], "Steps at which to print 
 
 def batches(rng, count, channels, size):
     """`count` batches (x [4, size, size, channels], s [4, 16]) of unit normal values."""
-    return [(tf.constant(rng.normal(size=[4, size, size, channels]), tf.float32),
-             tf.constant(rng.normal(size=[4, 16]), tf.float32)) for _ in range(count)]
+    return [
+        (
+            tf.constant(rng.normal(size=[4, size, size, channels]), tf.float32),
+            tf.constant(rng.normal(size=[4, 16]), tf.float32),
+        )
+        for _ in range(count)
+    ]
 
 
 def fit(equalized_lr, teacher, held_out_data, steps, lr, report_at):
@@ -99,8 +104,10 @@ def main(argv):
         start, out = fit(equalized_lr, teacher, held_out_data, FLAGS.steps, FLAGS.lr, report_at)
         name = "equalised-lr (N(0,1) stored)" if equalized_lr else "He-scaled stored"
         ratios = ", ".join(f"step {k}: {v:.3f}" for k, v in out.items())
-        print(f"{name:30s} start loss {start:.4f}; loss / start at {ratios} "
-              f"({time.monotonic() - t0:.0f} s)")
+        print(
+            f"{name:30s} start loss {start:.4f}; loss / start at {ratios} "
+            f"({time.monotonic() - t0:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,12 @@ class DemoSpec:
         return {"train": self.train_per_domain, "val": self.val_per_domain}[split]
 
     def to_dict(self):
-        return {"format": MARKER_FORMAT, "version": GENERATOR_VERSION, "domains": list(DOMAINS),
-                **dataclasses.asdict(self)}
+        return {
+            "format": MARKER_FORMAT,
+            "version": GENERATOR_VERSION,
+            "domains": list(DOMAINS),
+            **dataclasses.asdict(self),
+        }
 
 
 # Drawing.
@@ -110,11 +114,18 @@ def sample_params(rng, img_size):
     radius = rng.uniform(*SIZE_RANGE) * img_size
     low, high = radius + MARGIN * img_size, img_size - radius - MARGIN * img_size
     center = (rng.uniform(low, high), rng.uniform(low, high))
-    shape_rgb = _hsv_to_rgb(rng.uniform(), rng.uniform(*SHAPE_SATURATION), rng.uniform(*SHAPE_VALUE))
-    background_rgb = _hsv_to_rgb(rng.uniform(), rng.uniform(*BACKGROUND_SATURATION),
-                                 rng.uniform(*BACKGROUND_VALUE))
-    return {"center": center, "radius": radius, "shape_rgb": shape_rgb,
-            "background_rgb": background_rgb}
+    shape_rgb = _hsv_to_rgb(
+        rng.uniform(), rng.uniform(*SHAPE_SATURATION), rng.uniform(*SHAPE_VALUE)
+    )
+    background_rgb = _hsv_to_rgb(
+        rng.uniform(), rng.uniform(*BACKGROUND_SATURATION), rng.uniform(*BACKGROUND_VALUE)
+    )
+    return {
+        "center": center,
+        "radius": radius,
+        "shape_rgb": shape_rgb,
+        "background_rgb": background_rgb,
+    }
 
 
 def draw(domain, params, img_size):
@@ -148,9 +159,20 @@ def _outline(name, cx, cy, r):
         return [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
     if name == "cross":  # a plus sign: arms 0.8 r wide
         a, w = r, 0.4 * r
-        return [(cx - w, cy - a), (cx + w, cy - a), (cx + w, cy - w), (cx + a, cy - w),
-                (cx + a, cy + w), (cx + w, cy + w), (cx + w, cy + a), (cx - w, cy + a),
-                (cx - w, cy + w), (cx - a, cy + w), (cx - a, cy - w), (cx - w, cy - w)]
+        return [
+            (cx - w, cy - a),
+            (cx + w, cy - a),
+            (cx + w, cy - w),
+            (cx + a, cy - w),
+            (cx + a, cy + w),
+            (cx + w, cy + w),
+            (cx + w, cy + a),
+            (cx - w, cy + a),
+            (cx - w, cy + w),
+            (cx - a, cy + w),
+            (cx - a, cy - w),
+            (cx - w, cy - w),
+        ]
     raise ValueError(f"Unknown shape {name!r}.")
 
 
@@ -172,8 +194,13 @@ def generate(spec, split):
       N = len(DOMAINS) * spec.per_domain(split).
     """
     n = spec.per_domain(split)
-    images = np.stack([render(spec.seed, split, d, i, spec.img_size)
-                       for d in range(len(DOMAINS)) for i in range(n)])  # [N, S, S, 3]
+    images = np.stack(
+        [
+            render(spec.seed, split, d, i, spec.img_size)
+            for d in range(len(DOMAINS))
+            for i in range(n)
+        ]
+    )  # [N, S, S, 3]
     labels = np.repeat(np.arange(len(DOMAINS), dtype=np.int32), n)  # [N]
     return images, labels
 
@@ -207,10 +234,16 @@ def is_complete(output_dir, spec):
         except (OSError, ValueError):
             return False
         expected = [spec.per_domain(split)] * len(DOMAINS)
-        if (meta.get("format") != SPLIT_FORMAT or meta.get("domains") != list(DOMAINS)
-                or meta.get("counts") != expected or meta.get("img_size") != spec.img_size):
+        if (
+            meta.get("format") != SPLIT_FORMAT
+            or meta.get("domains") != list(DOMAINS)
+            or meta.get("counts") != expected
+            or meta.get("img_size") != spec.img_size
+        ):
             return False
-        if not all(os.path.isfile(os.path.join(split_dir, name)) for name in meta.get("shards", [])):
+        if not all(
+            os.path.isfile(os.path.join(split_dir, name)) for name in meta.get("shards", [])
+        ):
             return False
     return True
 
@@ -224,8 +257,10 @@ def _check_output_dir(output_dir, overwrite):
     for split in SPLITS:
         split_dir = os.path.join(output_dir, split)
         if os.path.isdir(split_dir) and os.listdir(split_dir):
-            raise UserError(f"{split_dir} already holds files that are not a demo dataset; choose "
-                            "another --output_dir or pass --overwrite to replace them.")
+            raise UserError(
+                f"{split_dir} already holds files that are not a demo dataset; choose "
+                "another --output_dir or pass --overwrite to replace them."
+            )
 
 
 def write_demo_dataset(output_dir, spec, overwrite=False, log=None):
@@ -247,8 +282,10 @@ def write_demo_dataset(output_dir, spec, overwrite=False, log=None):
 
     log = log or (lambda message: None)
     if is_complete(output_dir, spec):
-        log(f"{output_dir} already holds this demo dataset (seed {spec.seed}, {spec.img_size} px, "
-            f"{spec.train_per_domain}/{spec.val_per_domain} images per domain); nothing to do.")
+        log(
+            f"{output_dir} already holds this demo dataset (seed {spec.seed}, {spec.img_size} px, "
+            f"{spec.train_per_domain}/{spec.val_per_domain} images per domain); nothing to do."
+        )
         return False
     _check_output_dir(output_dir, overwrite)
     os.makedirs(output_dir, exist_ok=True)
@@ -271,13 +308,22 @@ def write_demo_dataset(output_dir, spec, overwrite=False, log=None):
                     Image.fromarray(image).save(os.path.join(root, path))
                     images[name].append(path)
             summary = tfrecords.write_split(
-                root, images, os.path.join(output_dir, split), spec.img_size,
-                min_size=spec.img_size, image_format="png", num_shards=2 if split == "train" else 1,
-                seed=spec.seed, overwrite=True)
+                root,
+                images,
+                os.path.join(output_dir, split),
+                spec.img_size,
+                min_size=spec.img_size,
+                image_format="png",
+                num_shards=2 if split == "train" else 1,
+                seed=spec.seed,
+                overwrite=True,
+            )
         if summary.skipped or summary.counts != (n,) * len(DOMAINS):
             raise AssertionError(f"demo {split}: wrote {summary.counts}, skipped {summary.skipped}")
-        log(f"{split}: {summary.num_examples} images ({n} per domain: {', '.join(DOMAINS)}) -> "
-            f"{summary.split_dir} in {time.monotonic() - start:.1f} s")
+        log(
+            f"{split}: {summary.num_examples} images ({n} per domain: {', '.join(DOMAINS)}) -> "
+            f"{summary.split_dir} in {time.monotonic() - start:.1f} s"
+        )
     # Last: the dataset is complete.
     files.write_text_atomic(marker, json.dumps(spec.to_dict(), indent=1) + "\n")
     return True

@@ -32,8 +32,10 @@ def read_mean_landmarks(path):
         with np.load(path) as f:
             mean = np.asarray(f["mean"], np.float64)
     except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"--lm_path={path} is not the official celeba_lm_mean.npz ({e}); it comes "
-                        "with the FAN weights: bash download.sh wing in the official repository.") from None
+        raise UserError(
+            f"--lm_path={path} is not the official celeba_lm_mean.npz ({e}); it comes "
+            "with the FAN weights: bash download.sh wing in the official repository."
+        ) from None
     if mean.shape != (NUM_LANDMARKS, 2):
         raise UserError(f"--lm_path={path}: 'mean' has shape {mean.shape}, expected (98, 2).")
     return mean
@@ -70,11 +72,16 @@ def similarity_to_reference(landmarks, reference):
     sin = np.sqrt(1.0 - cos * cos) * np.sign(x_src[0] * x_ref[1] - x_src[1] * x_ref[0])
     rotation = np.array([[cos, -sin], [sin, cos]])
     src_mean, ref_mean = landmarks.mean(axis=0), reference.mean(axis=0)
-    ratios = (np.linalg.norm(reference - ref_mean, axis=1)
-              / np.linalg.norm(landmarks - src_mean, axis=1))
+    ratios = np.linalg.norm(reference - ref_mean, axis=1) / np.linalg.norm(
+        landmarks - src_mean, axis=1
+    )
     scale = ratios[SCALE_POINTS].mean()
-    return (_homogeneous(translation=ref_mean) @ _homogeneous(scale * np.eye(2))
-            @ _homogeneous(rotation) @ _homogeneous(translation=-src_mean))
+    return (
+        _homogeneous(translation=ref_mean)
+        @ _homogeneous(scale * np.eye(2))
+        @ _homogeneous(rotation)
+        @ _homogeneous(translation=-src_mean)
+    )
 
 
 def _resize(image, height, width):
@@ -113,9 +120,12 @@ def warp(image, matrix, output_size):
     centre = _homogeneous(translation=(0.5, 0.5))
     inverse = np.linalg.inv(centre @ matrix @ np.linalg.inv(centre))  # output -> input
     canvas = (max(width, output_size), max(height, output_size))
-    channels = [Image.fromarray(np.asarray(image[..., c], np.float32), mode="F")
-                .transform(canvas, Image.AFFINE, tuple(inverse[:2].ravel()), Image.BICUBIC)
-                for c in range(3)]
+    channels = [
+        Image.fromarray(np.asarray(image[..., c], np.float32), mode="F").transform(
+            canvas, Image.AFFINE, tuple(inverse[:2].ravel()), Image.BICUBIC
+        )
+        for c in range(3)
+    ]
     out = np.stack([np.asarray(c) for c in channels], axis=-1)[:output_size, :output_size]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 

@@ -90,7 +90,8 @@ def check_shard_sizes(split_dir, meta):
                 f"{path} is {actual} bytes, but {METADATA_FILE} recorded {expected}: the shard is "
                 f"{'truncated' if actual < expected else 'not the one written'} (an interrupted "
                 "copy?). Copy it again, or write the split again with stargan-tf-make-tfrecords "
-                "(python -m stargan_tf.make_tfrecords).")
+                "(python -m stargan_tf.make_tfrecords)."
+            )
 
 
 def shard_paths(split_dir, meta=None):

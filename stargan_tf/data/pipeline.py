@@ -53,7 +53,7 @@ def open_source(source):
 
 
 def resolve_augment_on(augment_on):
-    """"auto" -> "device" when a GPU or TPU is visible (resampling is nearly free there and the
+    """ "auto" -> "device" when a GPU or TPU is visible (resampling is nearly free there and the
     CPU threads feeding it only decode), else "host" (on a CPU, the batched gathers of
     `augment.crop_resize_flip` cost several times the per-image resize)."""
     if augment_on != "auto":
@@ -78,7 +78,8 @@ def _check_source(source, img_size):
 
 
 def decode(image_bytes):
-    """Encoded JPEG/PNG/GIF/BMP/WebP bytes -> uint8 [H, W, 3] (grayscale expanded, alpha dropped)."""
+    """Encoded JPEG/PNG/GIF/BMP/WebP bytes -> uint8 [H, W, 3] (grayscale expanded, alpha
+    dropped)."""
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return tf.ensure_shape(image, [None, None, 3])
 
@@ -180,8 +181,12 @@ def train_dataset(
     _check_source(source, img_size)
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
     if input_context is not None:
-        logging.info("Input pipeline %d of %d: per-replica batch %d.", pipeline_id,
-                     input_context.num_input_pipelines, batch_size)
+        logging.info(
+            "Input pipeline %d of %d: per-replica batch %d.",
+            pipeline_id,
+            input_context.num_input_pipelines,
+            batch_size,
+        )
     examples = _draw_examples(source, seed, pipeline_id, shuffle_buffer)
     if start_step:
         # Each step takes one batch per replica this pipeline feeds.
@@ -196,7 +201,8 @@ def train_dataset(
         batches = batches.map(_crops_from_uniforms(img_size, randcrop_prob))
     batches = batches.prefetch(_PREFETCH_BATCHES)
     if normalize:
-        # Normalised after the prefetch buffer, which (like the map's in-flight results) holds uint8.
+        # Normalised after the prefetch buffer, which (like the map's in-flight results) holds
+        # uint8.
         batches = batches.map(augment.finish_batch)
     return batches.with_options(deterministic_options())
 
@@ -265,8 +271,9 @@ def _crops_from_uniforms(img_size, randcrop_prob):
 
     def crops(batch):
         u = batch.pop(_UNIFORMS)  # [B, 3, U]
-        windows = augment.params_from_uniforms(tf.reshape(u, [-1, u.shape[-1]]), img_size,
-                                               img_size, randcrop_prob)
+        windows = augment.params_from_uniforms(
+            tf.reshape(u, [-1, u.shape[-1]]), img_size, img_size, randcrop_prob
+        )
         batch[augment.CROPS_KEY] = tf.reshape(windows, [-1, 3, 5])
         return batch
 

@@ -5,8 +5,8 @@
 
 NAME is what `tfds.builder` takes ("name", "name/config", "name/config:1.2.0"); the split
 defaults to "train" and may be a TFDS split expression ("train[:90%]"). The dataset needs an
-"image" feature and a `ClassLabel` "label" feature: the label is the domain, and the domain names are the label's
-names. Named datasets are read from `data_dir` (default: TFDS's, $TFDS_DATA_DIR or
+"image" feature and a `ClassLabel` "label" feature: the label is the domain, and the domain names
+are the label's names. Named datasets are read from `data_dir` (default: TFDS's, $TFDS_DATA_DIR or
 ~/tensorflow_datasets) and prepared there first when they are not yet (which may download).
 `imagefolder` uses `tfds.folder_dataset.ImageFolder`: nothing to prepare, no network.
 
@@ -61,8 +61,10 @@ def import_tfds():
     try:
         import tensorflow_datasets as tfds  # Slow to import: only when a tfds: source is used.
     except ImportError:
-        raise UserError("tfds: inputs need tensorflow-datasets, which is not installed: "
-                        "pip install 'stargan_tf[tfds]'.") from None
+        raise UserError(
+            "tfds: inputs need tensorflow-datasets, which is not installed: "
+            "pip install 'stargan_tf[tfds]'."
+        ) from None
     return tfds
 
 
@@ -90,7 +92,8 @@ def open_tfds_source(spec, data_dir=None):
       data_dir: TFDS data directory for named datasets; None = TFDS's default.
 
     Returns:
-      A `stargan_tf.data.source.Source`; its records' "filename" is the dataset's "image/filename" feature
+      A `stargan_tf.data.source.Source`; its records' "filename" is the dataset's
+      "image/filename" feature
       (relative to root_dir/split for imagefolder) when it has one, else the TFDS example id.
     """
     tfds = import_tfds()

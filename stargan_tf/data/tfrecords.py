@@ -259,8 +259,7 @@ def prepare_image(path, img_size, min_size=32, image_format="jpeg", jpeg_quality
             img = _to_rgb(img)
             # Crop first: resize(box=...) would let the filter reach past the square's edges.
             img = img.crop(_center_square(img.size))
-            img = img.resize((img_size, img_size), Image.LANCZOS,
-                             reducing_gap=REDUCING_GAP)
+            img = img.resize((img_size, img_size), Image.LANCZOS, reducing_gap=REDUCING_GAP)
             return _encode(img, image_format, jpeg_quality), None
         except Image.DecompressionBombError as e:
             return None, f"too large: {e}"
@@ -327,8 +326,10 @@ def auto_num_shards(num_images, img_size, image_format="jpeg"):
     return max(1, min(num_images, math.ceil(estimate / TARGET_SHARD_BYTES)))
 
 
-_OWN_FILE = re.compile(r"^(dataset\.json|skipped\.txt|\.?data-\d+-of-\d+\.tfrecord(\.tmp)?|"
-                       r"\.dataset\.json\.tmp)$")
+_OWN_FILE = re.compile(
+    r"^(dataset\.json|skipped\.txt|\.?data-\d+-of-\d+\.tfrecord(\.tmp)?|"
+    r"\.dataset\.json\.tmp)$"
+)
 
 
 def check_split_dir(split_dir, overwrite=False):
@@ -348,8 +349,9 @@ def prepare_split_dir(split_dir, overwrite=False):
     check_split_dir(split_dir, overwrite)
     os.makedirs(split_dir, exist_ok=True)
     present = os.listdir(split_dir)
-    own = sorted((name for name in present if _OWN_FILE.match(name)),
-                 key=lambda name: name != "dataset.json")
+    own = sorted(
+        (name for name in present if _OWN_FILE.match(name)), key=lambda name: name != "dataset.json"
+    )
     for name in own:
         os.remove(os.path.join(split_dir, name))
 
@@ -364,8 +366,9 @@ class _ShardWriter:
 
         self._tf = tf
         self._dir = split_dir
-        self.names = [fmt.SHARD_PATTERN.format(index=i, count=num_shards)
-                      for i in range(num_shards)]
+        self.names = [
+            fmt.SHARD_PATTERN.format(index=i, count=num_shards) for i in range(num_shards)
+        ]
         self._index = -1
         self._writer = None
         self.created = []  # paths this writer made, temporary or final, removed on failure
@@ -486,15 +489,22 @@ def write_split(
         progress(0, len(plan.items))
 
     def prepare(item):
-        return prepare_image(os.path.join(root, item[0]), img_size, min_size, image_format,
-                             jpeg_quality)
+        return prepare_image(
+            os.path.join(root, item[0]), img_size, min_size, image_format, jpeg_quality
+        )
 
-    counts, skipped, names = _write_shards(root, plan, split_dir, prepare,
-                                           workers or os.cpu_count() or 1, progress)
+    counts, skipped, names = _write_shards(
+        root, plan, split_dir, prepare, workers or os.cpu_count() or 1, progress
+    )
     _write_metadata(split_dir, img_size, plan, counts, skipped, names)
-    return SplitSummary(split_dir=split_dir, domains=tuple(plan.domains), counts=tuple(counts),
-                        shards=tuple(names), skipped=tuple(skipped),
-                        seconds=time.monotonic() - start)
+    return SplitSummary(
+        split_dir=split_dir,
+        domains=tuple(plan.domains),
+        counts=tuple(counts),
+        shards=tuple(names),
+        skipped=tuple(skipped),
+        seconds=time.monotonic() - start,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -185,9 +185,7 @@ def check_psi(psi):
     except (TypeError, ValueError):
         raise UserError(f"ψ={psi!r} is not a number.") from None
     if not 0.0 <= value <= 1.0:
-        raise UserError(
-            f"ψ={value:g} is outside [0, 1] (0: the domain's mean style; 1: as drawn)."
-        )
+        raise UserError(f"ψ={value:g} is outside [0, 1] (0: the domain's mean style; 1: as drawn).")
     return value
 
 
@@ -400,9 +398,7 @@ class DemoLogic:
         domain = self._domain(domain)
         seed, psi, n = check_seed(seed), check_psi(psi), check_num_styles(num_styles)
         if psi != 1.0 and not self.translator.supports_psi:
-            raise UserError(
-                f"This export has no ψ input: ψ={psi:g} cannot be applied; set ψ = 1."
-            )
+            raise UserError(f"This export has no ψ input: ψ={psi:g} cannot be applied; set ψ = 1.")
         upload = read_upload(source)
         seeds = [min(seed + k, SEED_RANGE[1]) for k in range(n)]
         x_fake = self.translator.translate_latent(upload.image, domain, seeds, psi)

@@ -26,7 +26,7 @@ def tile(rows):
     grid = np.full([len(rows) * (h + gap) - gap, k * (w + gap) - gap, 3], 255, np.uint8)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
-            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = img
+            grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = img
     return grid
 
 

@@ -50,8 +50,13 @@ REQUIRED_MODULES = {
     "onnx": ("tf2onnx", "onnx", "onnxruntime"),
     "litert": ("ai_edge_litert",),
 }
-PATHS = ("translate_latent", "translate_reference", "style_from_latent", "style_from_reference",
-         "translate_style")
+PATHS = (
+    "translate_latent",
+    "translate_reference",
+    "style_from_latent",
+    "style_from_reference",
+    "translate_style",
+)
 ONNX_OPSET = 17
 LITERT_FILE = "model.tflite"
 MODEL_JSON = "model.json"
@@ -116,10 +121,16 @@ def path_functions(networks):
         return {"x_fake": generate(x_real, s_trg)}
 
     return {
-        "translate_latent": (translate_latent, [spec["x_real"], spec["z_trg"], spec["y_trg"]],
-                             [x_fake]),
-        "translate_reference": (translate_reference,
-                                [spec["x_real"], spec["x_ref"], spec["y_trg"]], [x_fake]),
+        "translate_latent": (
+            translate_latent,
+            [spec["x_real"], spec["z_trg"], spec["y_trg"]],
+            [x_fake],
+        ),
+        "translate_reference": (
+            translate_reference,
+            [spec["x_real"], spec["x_ref"], spec["y_trg"]],
+            [x_fake],
+        ),
         "style_from_latent": (style_from_latent, [spec["z_trg"], spec["y_trg"]], [s_trg]),
         "style_from_reference": (style_from_reference, [spec["x_ref"], spec["y_trg"]], [s_trg]),
         "translate_style": (translate_style, [spec["x_real"], spec["s_trg"]], [x_fake]),
@@ -152,15 +163,19 @@ def model_description(networks, fmt, ema=True, mean_styles=None):
         "decoder": c.decoder,
         "ema": bool(ema),
         "images": "NHWC float32 in [-1, 1] (pixel / 127.5 - 1) at img_size x img_size; x_fake "
-                  "comes back in the same scale (clip to [-1, 1] before making pixels)",
+        "comes back in the same scale (clip to [-1, 1] before making pixels)",
         "y_trg": "int64 domain ids, one per image: the index in domain_names",
         "z_trg": "float32 latent codes drawn from N(0, I), one per image",
         "paths": paths,
-        **({} if mean_styles is None else {
-            "mean_styles": np.asarray(mean_styles, np.float32).tolist(),
-            "psi": "ψ truncation: s = mean_styles[y] + psi * (s - mean_styles[y]) applied to "
-                   "style_from_latent's s_trg, then translate_style (psi = 1: the style as drawn)",
-        }),
+        **(
+            {}
+            if mean_styles is None
+            else {
+                "mean_styles": np.asarray(mean_styles, np.float32).tolist(),
+                "psi": "ψ truncation: s = mean_styles[y] + psi * (s - mean_styles[y]) applied to "
+                "style_from_latent's s_trg, then translate_style (psi = 1: the style as drawn)",
+            }
+        ),
     }
 
 
@@ -169,8 +184,12 @@ def _write_onnx(networks, out_dir):
 
     for name, (fn, inputs, _) in path_functions(networks).items():
         function = tf.function(fn, input_signature=inputs)
-        tf2onnx.convert.from_function(function, input_signature=inputs, opset=ONNX_OPSET,
-                                      output_path=os.path.join(out_dir, f"{name}.onnx"))
+        tf2onnx.convert.from_function(
+            function,
+            input_signature=inputs,
+            opset=ONNX_OPSET,
+            output_path=os.path.join(out_dir, f"{name}.onnx"),
+        )
 
 
 def _write_litert(networks, out_dir):
@@ -180,16 +199,21 @@ def _write_litert(networks, out_dir):
         # One SavedModel with a signature per path (Keras variables need ExportArchive's
         # tracking), converted into one LiteRT model that keeps the signatures.
         archive = keras.export.ExportArchive()
-        for net in (networks.generator, networks.mapping_network, networks.style_encoder,
-                    networks.fan):
+        for net in (
+            networks.generator,
+            networks.mapping_network,
+            networks.style_encoder,
+            networks.fan,
+        ):
             if net is not None:
                 archive.track(net)
         for name, (fn, inputs, _) in path_functions(networks).items():
             archive.add_endpoint(name, fn, input_signature=inputs)
         saved_model = os.path.join(tmp, "saved_model")
         archive.write_out(saved_model, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model,
-                                                             signature_keys=list(PATHS))
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            saved_model, signature_keys=list(PATHS)
+        )
         # Built-in ops only: a model that needs TensorFlow ops (Flex) fails here, loudly, instead
         # of at load time in a runtime without them.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -218,13 +242,16 @@ class Runner:
                 options.intra_op_num_threads = num_threads
             for name, path in self.description["paths"].items():
                 self._sessions[name] = onnxruntime.InferenceSession(
-                    os.path.join(export_dir, path["file"]), options,
-                    providers=["CPUExecutionProvider"])
+                    os.path.join(export_dir, path["file"]),
+                    options,
+                    providers=["CPUExecutionProvider"],
+                )
         else:
             from ai_edge_litert.interpreter import Interpreter
 
-            self._interpreter = Interpreter(os.path.join(export_dir, LITERT_FILE),
-                                            num_threads=num_threads)
+            self._interpreter = Interpreter(
+                os.path.join(export_dir, LITERT_FILE), num_threads=num_threads
+            )
 
     def __call__(self, path, **inputs):
         spec = self.description["paths"][path]
@@ -307,8 +334,8 @@ def export(networks, export_dir, fmt, ema=True, model_card=None, mean_styles=Non
         description["check"] = {
             "max_abs_difference_from_keras": diffs,
             "inputs": f"{CHECK_BATCH} random images in [-1, 1] and latent codes, seed "
-                      f"{CHECK_SEED}, against the Keras networks run eagerly (float64 "
-                      "instance-norm statistics on a CPU)",
+            f"{CHECK_SEED}, against the Keras networks run eagerly (float64 "
+            "instance-norm statistics on a CPU)",
         }
         with open(os.path.join(tmp, MODEL_JSON), "w") as f:
             json.dump(description, f, indent=2)
@@ -322,8 +349,10 @@ def export(networks, export_dir, fmt, ema=True, model_card=None, mean_styles=Non
 
 def _check_new_dir(export_dir):
     if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
-        raise UserError(f"--export_dir={export_dir} exists and is not an empty directory: exports "
-                        "never overwrite; name a new one.")
+        raise UserError(
+            f"--export_dir={export_dir} exists and is not an empty directory: exports "
+            "never overwrite; name a new one."
+        )
 
 
 def export_model_dir(directory, step, export_dir, fmt):
@@ -352,13 +381,18 @@ def export_model_dir(directory, step, export_dir, fmt):
     c = networks.config
     sizes = file_sizes(export_dir)
     worst = max(description["check"]["max_abs_difference_from_keras"].values())
-    return (f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "
-            f"{directory} as {fmt} to {export_dir} ({sum(sizes.values()) / 2**20:.1f} MiB in "
-            f"{len(sizes)} file(s); img_size {c.img_size}, domains {','.join(c.domain_names)}; "
-            f"max |{fmt} - Keras| {worst:.1e} on random inputs).")
+    return (
+        f"Exported the {'EMA' if ema else 'trained (no EMA in the checkpoint)'} networks of "
+        f"{directory} as {fmt} to {export_dir} ({sum(sizes.values()) / 2**20:.1f} MiB in "
+        f"{len(sizes)} file(s); img_size {c.img_size}, domains {','.join(c.domain_names)}; "
+        f"max |{fmt} - Keras| {worst:.1e} on random inputs)."
+    )
 
 
 def file_sizes(export_dir):
     """{file name: bytes} of the model files of an export directory."""
-    return {name: os.path.getsize(os.path.join(export_dir, name))
-            for name in sorted(os.listdir(export_dir)) if name.endswith((".onnx", ".tflite"))}
+    return {
+        name: os.path.getsize(os.path.join(export_dir, name))
+        for name in sorted(os.listdir(export_dir))
+        if name.endswith((".onnx", ".tflite"))
+    }

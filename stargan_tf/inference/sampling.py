@@ -78,8 +78,20 @@ def psi_suffix(psi):
     return "" if psi == 1.0 else f"_psi_{psi:g}"
 
 
-def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, videos=True,
-               video_sources=8, fps=15, save_images=True, psis=(1.0,), model_dir=None):
+def render_all(
+    networks,
+    sources,
+    references,
+    out_dir,
+    num_styles=10,
+    seed=777,
+    videos=True,
+    video_sources=8,
+    fps=15,
+    save_images=True,
+    psis=(1.0,),
+    model_dir=None,
+):
     """Writes the grids, videos and translated images of the sample tool to out_dir.
 
     Args:
@@ -111,11 +123,13 @@ def render_all(networks, sources, references, out_dir, num_styles=10, seed=777, 
     if references is not None:
         written.append(_reference_outputs(networks, sources, references, out_dir, save_images))
     for psi in psis:
-        written.append(_latent_outputs(networks, sources, z_trg, psi, s_avg, out_dir, seed,
-                                       save_images))
+        written.append(
+            _latent_outputs(networks, sources, z_trg, psi, s_avg, out_dir, seed, save_images)
+        )
     if videos:
-        written += _videos(networks, sources.x[:video_sources], references, z_trg, psis, s_avg,
-                           out_dir, fps)
+        written += _videos(
+            networks, sources.x[:video_sources], references, z_trg, psis, s_avg, out_dir, fps
+        )
     return written
 
 
@@ -159,8 +173,9 @@ def _videos(networks, x_video, references, z_trg, psis, s_avg, out_dir, fps):
             logging.warning("No reference video: no two consecutive references share a domain.")
     for psi in psis:
         frames = video.latent_video_frames(networks, x_video, z_trg, psi, s_avg)
-        path, _ = video.write_video(os.path.join(out_dir, f"video_latent{psi_suffix(psi)}"),
-                                    frames, fps)
+        path, _ = video.write_video(
+            os.path.join(out_dir, f"video_latent{psi_suffix(psi)}"), frames, fps
+        )
         if path:
             written.append(path)
         else:

@@ -72,8 +72,11 @@ class ServingFunctions:
         # signature calls: the SavedModel holds its graph once, not once per signature.
         self._generate = tf.function(
             lambda x_real, s_trg: networks.generator(x_real, s_trg, masks=networks.masks(x_real)),
-            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
-                             tf.TensorSpec([None, self.config.style_dim], tf.float32)])
+            input_signature=[
+                tf.TensorSpec([None, size, size, 3], tf.float32),
+                tf.TensorSpec([None, self.config.style_dim], tf.float32),
+            ],
+        )
 
     # Checks: each returns its input once the asserts on it have run.
 
@@ -174,7 +177,8 @@ class ServingFunctions:
 
     def _translate(self, x_real, s_trg):
         s_trg = self._check_batch(s_trg, tf.shape(x_real)[0], "style")
-        # Face models (w_hpf > 0) compute their masks inside, with the FAN: clients send images only.
+        # Face models (w_hpf > 0) compute their masks inside, with the FAN: clients send images
+        # only.
         return self._generate(x_real, s_trg)
 
     # Float signatures.
@@ -269,27 +273,30 @@ class ServingFunctions:
         psi = _spec([None], tf.float32, "psi")
         return {
             "translate_reference": (
-                self.translate_reference, [images, reference_images, target_domain]
+                self.translate_reference,
+                [images, reference_images, target_domain],
             ),
             "translate_latent": (self.translate_latent, [images, target_domain, seed]),
             "translate_style": (self.translate_style, [images, style]),
             "style_from_reference": (self.style_from_reference, [reference_images, target_domain]),
             "style_from_latent": (self.style_from_latent, [target_domain, seed]),
             "translate_reference_bytes": (
-                self.translate_reference_bytes, [image_bytes, reference_bytes, target_domain]
+                self.translate_reference_bytes,
+                [image_bytes, reference_bytes, target_domain],
             ),
             "translate_latent_bytes": (
-                self.translate_latent_bytes, [image_bytes, target_domain, seed]
+                self.translate_latent_bytes,
+                [image_bytes, target_domain, seed],
             ),
             "translate_style_bytes": (self.translate_style_bytes, [image_bytes, style]),
             "style_from_reference_bytes": (
-                self.style_from_reference_bytes, [reference_bytes, target_domain]
+                self.style_from_reference_bytes,
+                [reference_bytes, target_domain],
             ),
-            "translate_latent_psi": (
-                self.translate_latent_psi, [images, target_domain, seed, psi]
-            ),
+            "translate_latent_psi": (self.translate_latent_psi, [images, target_domain, seed, psi]),
             "translate_latent_psi_bytes": (
-                self.translate_latent_psi_bytes, [image_bytes, target_domain, seed, psi]
+                self.translate_latent_psi_bytes,
+                [image_bytes, target_domain, seed, psi],
             ),
             "style_from_latent_psi": (self.style_from_latent_psi, [target_domain, seed, psi]),
             "mean_style": (self.mean_style, [target_domain]),
@@ -322,8 +329,12 @@ def write_saved_model(networks, path, image_format="png", mean_styles=None):
             default_value=-1,
         )  # fmt: skip
         archive = keras.export.ExportArchive()
-        for net in (networks.generator, networks.mapping_network, networks.style_encoder,
-                    networks.fan):
+        for net in (
+            networks.generator,
+            networks.mapping_network,
+            networks.style_encoder,
+            networks.fan,
+        ):
             if net is not None:
                 archive.track(net)
         archive.track(table)
@@ -344,8 +355,9 @@ def next_version(export_base):
     return max(versions, default=0) + 1
 
 
-def export_versioned(networks, export_base, version=None, image_format="png", model_card=None,
-                     mean_styles=None):
+def export_versioned(
+    networks, export_base, version=None, image_format="png", model_card=None, mean_styles=None
+):
     """Writes the SavedModel to `<export_base>/<version>/`, the layout TF Serving watches.
 
     It is written to a temporary directory beside it (a name TF Serving ignores) and renamed when

@@ -157,9 +157,7 @@ def _write_gif(path, frames, fps):
     # GIF frame times are whole centiseconds: 15 fps becomes 70 ms a frame (14.3 fps).
     duration_ms = 10 * max(1, round(100 / fps))
     if images:
-        images[0].save(
-            path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0
-        )
+        images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return len(images)
 
 
@@ -179,6 +177,10 @@ def write_video(path_stem, frames, fps=15):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     count = _write_mp4(path, frames, fps, ffmpeg) if ffmpeg else _write_gif(path, frames, fps)
     if count:
-        logging.info("Wrote %s (%d frames, %s).", path, count,
-                     f"mp4 with {ffmpeg}" if ffmpeg else "GIF with Pillow: no ffmpeg found")
+        logging.info(
+            "Wrote %s (%d frames, %s).",
+            path,
+            count,
+            f"mp4 with {ffmpeg}" if ffmpeg else "GIF with Pillow: no ffmpeg found",
+        )
     return (path, count) if count else (None, 0)

@@ -6,5 +6,14 @@ from stargan_tf.layers.highpass import HighPass
 from stargan_tf.layers.modulated_conv import ModulatedConv2D, ToRGB
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm, instance_normalize
 
-__all__ = ["AdaIN", "AdainResBlk", "GenResBlk", "HighPass", "InstanceNorm", "ModulatedConv2D",
-           "ResBlk", "ToRGB", "instance_normalize"]
+__all__ = [
+    "AdaIN",
+    "AdainResBlk",
+    "GenResBlk",
+    "HighPass",
+    "InstanceNorm",
+    "ModulatedConv2D",
+    "ResBlk",
+    "ToRGB",
+    "instance_normalize",
+]

@@ -98,7 +98,9 @@ class ResBlk(keras.layers.Layer):
         return (self._shortcut(x) + self._residual(x)) / math.sqrt(2)  # unit variance
 
     def official_weights(self, prefix):
-        out = conv_weights(f"{prefix}.conv1", self.conv1) + conv_weights(f"{prefix}.conv2", self.conv2)
+        out = conv_weights(f"{prefix}.conv1", self.conv1) + conv_weights(
+            f"{prefix}.conv2", self.conv2
+        )
         if self.normalize:
             out += norm_weights(f"{prefix}.norm1", self.norm1)
             out += norm_weights(f"{prefix}.norm2", self.norm2)
@@ -117,7 +119,8 @@ class ResBlk(keras.layers.Layer):
 
 
 class AdainResBlk(keras.layers.Layer):
-    """Decoder block with AdaIN: residual alone when `w_hpf > 0`, else `(residual + shortcut)/sqrt(2)`.
+    """Decoder block with AdaIN: residual alone when `w_hpf > 0`, else
+    `(residual + shortcut)/sqrt(2)`.
 
     residual = AdaIN -> LReLU(0.2) -> [nearest x2] -> conv3x3 -> AdaIN -> LReLU -> conv3x3;
     shortcut = [nearest x2] -> [conv1x1 without bias when dim_in != dim_out].
@@ -147,7 +150,8 @@ class AdainResBlk(keras.layers.Layer):
     def build(self, x_shape, s_shape):
         # Keras passes one shape per call argument, named after it.
         if self.learned_sc:
-            # Built even when w_hpf > 0 leaves it unused, so that the weights match the official ones.
+            # Built even when w_hpf > 0 leaves it unused, so that the weights match the official
+            # ones.
             self.conv1x1.build(tuple(x_shape[:-1]) + (self.dim_in,))
 
     def _shortcut(self, x):
@@ -172,7 +176,9 @@ class AdainResBlk(keras.layers.Layer):
         return out
 
     def official_weights(self, prefix):
-        out = conv_weights(f"{prefix}.conv1", self.conv1) + conv_weights(f"{prefix}.conv2", self.conv2)
+        out = conv_weights(f"{prefix}.conv1", self.conv1) + conv_weights(
+            f"{prefix}.conv2", self.conv2
+        )
         out += dense_weights(f"{prefix}.norm1.fc", self.norm1.fc)
         out += dense_weights(f"{prefix}.norm2.fc", self.norm2.fc)
         if self.learned_sc:

@@ -42,8 +42,9 @@ class GenResBlk(keras.layers.Layer):
         self.upsample = upsample
         self.equalized_lr = equalized_lr
         self.learned_sc = dim_in != dim_out
-        self.conv1 = ModulatedConv2D(dim_out, 3, upsample=upsample, equalized_lr=equalized_lr,
-                                     name="conv1")
+        self.conv1 = ModulatedConv2D(
+            dim_out, 3, upsample=upsample, equalized_lr=equalized_lr, name="conv1"
+        )
         self.conv2 = ModulatedConv2D(dim_out, 3, equalized_lr=equalized_lr, name="conv2")
         self.to_rgb = ToRGB(equalized_lr=equalized_lr, name="to_rgb")
         if self.learned_sc:

@@ -55,8 +55,17 @@ class ModulatedConv2D(keras.layers.Layer):
         (StyleGAN2); False (default) stores the He-scaled kernel itself (see the module docstring).
     """
 
-    def __init__(self, filters, kernel_size, demodulate=True, upsample=False, strides=1,
-                 use_bias=True, equalized_lr=False, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        demodulate=True,
+        upsample=False,
+        strides=1,
+        use_bias=True,
+        equalized_lr=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if kernel_size % 2 != 1:
             raise ValueError(f"ModulatedConv2D needs an odd kernel_size, got {kernel_size}.")
@@ -75,11 +84,16 @@ class ModulatedConv2D(keras.layers.Layer):
         channels = x_shape[-1]
         fan_in = self.kernel_size * self.kernel_size * channels
         self.runtime_scale = math.sqrt(2.0 / fan_in) if self.equalized_lr else 1.0
-        init = (keras.initializers.RandomNormal(0.0, 1.0) if self.equalized_lr
-                else initializers.he_normal())
+        init = (
+            keras.initializers.RandomNormal(0.0, 1.0)
+            if self.equalized_lr
+            else initializers.he_normal()
+        )
         self.kernel = self.add_weight(
             shape=(self.kernel_size, self.kernel_size, channels, self.filters),
-            initializer=init, name="kernel")
+            initializer=init,
+            name="kernel",
+        )
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
         self.affine = initializers.dense(channels, name="affine")
@@ -99,8 +113,9 @@ class ModulatedConv2D(keras.layers.Layer):
         # Stride 1, odd kernel: "SAME" pads k // 2 on every side, and runs faster on CPUs than
         # explicit padding; stride 2 needs explicit symmetric padding ("SAME" pads the end more).
         padding = "SAME" if self.strides == 1 else [[0, 0], [pad, pad], [pad, pad], [0, 0]]
-        x = tf.nn.conv2d(x, tf.cast(w, x.dtype), strides=self.strides,
-                         padding=padding)  # [N, H', W', C_out]
+        x = tf.nn.conv2d(
+            x, tf.cast(w, x.dtype), strides=self.strides, padding=padding
+        )  # [N, H', W', C_out]
         if self.demodulate:
             # sum over kh, kw, i of (w[kh, kw, i, o] * m[n, i])^2 for every sample n and output o.
             norm2 = tf.matmul(tf.square(m), tf.reduce_sum(tf.square(w), axis=[0, 1]))  # [N, C_out]
@@ -115,8 +130,10 @@ class ModulatedConv2D(keras.layers.Layer):
         out = [(f"{prefix}.weight", self.kernel, CONV)]
         if self.use_bias:
             out.append((f"{prefix}.bias", self.bias, VECTOR))
-        out += [(f"{prefix}.affine.weight", self.affine.kernel, LINEAR),
-                (f"{prefix}.affine.bias", self.affine.bias, VECTOR)]
+        out += [
+            (f"{prefix}.affine.weight", self.affine.kernel, LINEAR),
+            (f"{prefix}.affine.bias", self.affine.bias, VECTOR),
+        ]
         return out
 
     def get_config(self):

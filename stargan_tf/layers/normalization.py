@@ -42,8 +42,9 @@ def statistics_dtype(x):
     if device:
         on_cpu = ":CPU:" in device or device.startswith("CPU:") or device.endswith("/CPU")
     else:
-        on_cpu = not (tf.config.list_logical_devices("GPU")
-                      or tf.config.list_logical_devices("TPU"))
+        on_cpu = not (
+            tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+        )
     return tf.float64 if on_cpu else tf.float32
 
 

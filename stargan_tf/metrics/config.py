@@ -53,15 +53,19 @@ class EvalConfig:
         if self.val_batch_size < 1:
             problems.append(f"--val_batch_size={self.val_batch_size} must be >= 1")
         if self.num_outs_per_domain < 2:
-            problems.append(f"--num_outs_per_domain={self.num_outs_per_domain} must be >= 2 "
-                            "(LPIPS compares pairs of outputs)")
+            problems.append(
+                f"--num_outs_per_domain={self.num_outs_per_domain} must be >= 2 "
+                "(LPIPS compares pairs of outputs)"
+            )
         for name in ("train_data", "val_data") + WEIGHT_FLAGS:
             if not getattr(self, name):
                 problems.append(f"--{name} is required")
         for name in WEIGHT_FLAGS:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
-                problems.append(f"--{name}={path} is not a file (see the README, \"Evaluate "
-                                "(FID, LPIPS)\", for where to get it)")
+                problems.append(
+                    f'--{name}={path} is not a file (see the README, "Evaluate '
+                    '(FID, LPIPS)", for where to get it)'
+                )
         if problems:
             raise UserError("; ".join(problems) + ".")

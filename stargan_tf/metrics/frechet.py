@@ -61,7 +61,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=EPS):
     if not np.isfinite(covmean).all():
         logging.warning(
             "sqrtm(sigma1 @ sigma2) is not finite (near-singular covariances): adding %g to "
-            "their diagonals.", eps
+            "their diagonals.",
+            eps,
         )
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))

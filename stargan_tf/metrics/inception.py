@@ -108,16 +108,20 @@ class _Builder:
     def block_e(self, x, name, pool):
         b1 = self.conv(x, f"{name}.branch1x1", 320, 1)
         b3 = self.conv(x, f"{name}.branch3x3_1", 384, 1)
-        b3 = keras.layers.Concatenate()([
-            self.conv(b3, f"{name}.branch3x3_2a", 384, (1, 3), padding=(0, 1)),
-            self.conv(b3, f"{name}.branch3x3_2b", 384, (3, 1), padding=(1, 0)),
-        ])
+        b3 = keras.layers.Concatenate()(
+            [
+                self.conv(b3, f"{name}.branch3x3_2a", 384, (1, 3), padding=(0, 1)),
+                self.conv(b3, f"{name}.branch3x3_2b", 384, (3, 1), padding=(1, 0)),
+            ]
+        )
         bd = self.conv(x, f"{name}.branch3x3dbl_1", 448, 1)
         bd = self.conv(bd, f"{name}.branch3x3dbl_2", 384, 3, padding=1)
-        bd = keras.layers.Concatenate()([
-            self.conv(bd, f"{name}.branch3x3dbl_3a", 384, (1, 3), padding=(0, 1)),
-            self.conv(bd, f"{name}.branch3x3dbl_3b", 384, (3, 1), padding=(1, 0)),
-        ])
+        bd = keras.layers.Concatenate()(
+            [
+                self.conv(bd, f"{name}.branch3x3dbl_3a", 384, (1, 3), padding=(0, 1)),
+                self.conv(bd, f"{name}.branch3x3dbl_3b", 384, (3, 1), padding=(1, 0)),
+            ]
+        )
         if pool == "max":  # pytorch-fid's Mixed_7c (FIDInceptionE_2): a max pool, pads ignored.
             bp = keras.layers.MaxPooling2D(3, 1, "same")(x)
         else:
@@ -184,8 +188,9 @@ def load_torch_weights(convs, state, path, what="--inception_weights"):
         if tuple(kernel.shape) != tuple(conv.kernel.shape):
             torch_files.shape_error(path, what, f"{prefix}.conv.weight", kernel, conv.kernel)
         conv.kernel.assign(kernel)
-        bn.set_weights([state[f"{prefix}.bn.{k}"] for k in
-                        ("weight", "bias", "running_mean", "running_var")])
+        bn.set_weights(
+            [state[f"{prefix}.bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+        )
 
 
 class InceptionExtractor:
@@ -206,8 +211,7 @@ class InceptionExtractor:
         self.model, convs = build_inception(variant)
         load_torch_weights(convs, state, weights_path)
         self._weights_sha256 = None
-        self._outputs = tf.function(lambda x: self.model(x, training=False),
-                                    reduce_retracing=True)
+        self._outputs = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def outputs(self, x):
         """The model's outputs (blocks and features, numpy) for its preprocessed input x."""
@@ -223,8 +227,9 @@ class InceptionExtractor:
     def features(self, images_u8):
         images_u8 = np.asarray(images_u8)
         if images_u8.dtype != np.uint8 or images_u8.ndim != 4:
-            raise ValueError(f"Expected uint8 images [N, H, W, 3], got {images_u8.dtype} "
-                             f"{images_u8.shape}.")
+            raise ValueError(
+                f"Expected uint8 images [N, H, W, 3], got {images_u8.dtype} {images_u8.shape}."
+            )
         out = []
         for i in range(0, len(images_u8), self.batch_size):
             batch = images_u8[i : i + self.batch_size]

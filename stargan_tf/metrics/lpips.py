@@ -69,13 +69,23 @@ class LPIPS:
         self.alexnet, convs = build_alexnet()
         state = torch_files.load_state_dict(alexnet_weights, "--alexnet_weights")
         keys = [f"features.{i}.{w}" for i in convs for w in ("weight", "bias")]
-        torch_files.require(state, keys, alexnet_weights, "--alexnet_weights",
-                              "torchvision's AlexNet (features.0.weight ... features.10.bias)")
+        torch_files.require(
+            state,
+            keys,
+            alexnet_weights,
+            "--alexnet_weights",
+            "torchvision's AlexNet (features.0.weight ... features.10.bias)",
+        )
         for index, conv in convs.items():
             kernel = to_keras(state[f"features.{index}.weight"], CONV)
             if kernel.shape != tuple(conv.kernel.shape):
-                torch_files.shape_error(alexnet_weights, "--alexnet_weights",
-                                          f"features.{index}.weight", kernel, conv.kernel)
+                torch_files.shape_error(
+                    alexnet_weights,
+                    "--alexnet_weights",
+                    f"features.{index}.weight",
+                    kernel,
+                    conv.kernel,
+                )
             conv.set_weights([kernel, state[f"features.{index}.bias"]])
         self.layer_weights = self._read_layer_weights(lpips_weights)
         self._distances = tf.function(self._compute, reduce_retracing=True)
@@ -86,9 +96,13 @@ class LPIPS:
         official = [f"lpips_weights.{i}.main.1.weight" for i in range(5)]
         package = [f"lin{i}.model.1.weight" for i in range(5)]
         keys = package if all(k in state for k in package) else official
-        torch_files.require(state, keys, path, "--lpips_weights",
-                              "the official metrics/lpips_weights.ckpt "
-                              "(lpips_weights.0.main.1.weight ...)")
+        torch_files.require(
+            state,
+            keys,
+            path,
+            "--lpips_weights",
+            "the official metrics/lpips_weights.ckpt (lpips_weights.0.main.1.weight ...)",
+        )
         weights = []
         for key, channels in zip(keys, CHANNELS):
             w = state[key]

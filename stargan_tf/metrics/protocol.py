@@ -12,7 +12,8 @@ are named as the official JSON files name them (`FID_latent/cat2dog`, `LPIPS_ref
 Differences from the official loop, none of which changes what is measured: the 8-bit outputs go
 to the Inception network directly instead of through PNG files (PNG is lossless), quantised by
 rounding (the official `save_image` adds 0.5 and truncates: the same but for exact ties); latent
-codes come from numpy's generator seeded by `seed` instead of torch's global one; the reference stream
+codes come from numpy's generator seeded by `seed` instead of torch's global one; the reference
+stream
 is a series of shuffled passes over the target domain's images (the official code cycles a
 shuffled loader that drops each pass's last partial batch).
 """
@@ -44,16 +45,23 @@ class Metrics:
     def __init__(self, config: EvalConfig):
         config.validate()
         self.config = config
-        self.extractor = InceptionExtractor(config.inception, config.inception_weights,
-                                            batch_size=config.val_batch_size)
+        self.extractor = InceptionExtractor(
+            config.inception, config.inception_weights, batch_size=config.val_batch_size
+        )
         self.lpips = LPIPS(config.alexnet_weights, config.lpips_weights)
         self._real = {}  # (domain, img_size) -> (mu, sigma)
 
     def real_statistics(self, domain, img_size, source):
         if (domain, img_size) not in self._real:
             self._real[domain, img_size] = real_stats.real_statistics(
-                self.config.train_data, domain, self.extractor, img_size,
-                self.config.val_batch_size, self.config.stats_cache or None, source=source)
+                self.config.train_data,
+                domain,
+                self.extractor,
+                img_size,
+                self.config.val_batch_size,
+                self.config.stats_cache or None,
+                source=source,
+            )
         return self._real[domain, img_size]
 
 
@@ -105,16 +113,24 @@ def evaluate(networks, metrics, step=0, image_dir=None, progress=True):
         for trg in domains:
             refs = None
             if mode == "reference":
-                refs = iter(pipeline.reference_dataset(
-                    val, model.img_size, config.val_batch_size, val.domains.index(trg),
-                    config.seed))
+                refs = iter(
+                    pipeline.reference_dataset(
+                        val,
+                        model.img_size,
+                        config.val_batch_size,
+                        val.domains.index(trg),
+                        config.seed,
+                    )
+                )
             for src in [d for d in domains if d != trg]:
                 task = f"{src}2{trg}"
                 out_dir = image_dir and os.path.join(image_dir, mode, task)
-                features, lpips[task] = _run_task(networks, metrics, val, src, trg, mode, rng,
-                                                  refs, out_dir, bar)
+                features, lpips[task] = _run_task(
+                    networks, metrics, val, src, trg, mode, rng, refs, out_dir, bar
+                )
                 fid[task] = frechet.frechet_distance_to_samples(
-                    *metrics.real_statistics(trg, model.img_size, train), features)
+                    *metrics.real_statistics(trg, model.img_size, train), features
+                )
                 logging.info("%s %s: FID %.4f, LPIPS %.4f", mode, task, fid[task], lpips[task])
         for name, values in (("FID", fid), ("LPIPS", lpips)):
             for task, value in values.items():
@@ -134,8 +150,9 @@ def _run_task(networks, metrics, val, src, trg, mode, rng, refs, out_dir, bar):
     config, model = metrics.config, networks.config
     y_id = list(model.domain_names).index(trg)
     features, lpips_values = [], []
-    batches = pipeline.eval_dataset(val, model.img_size, config.val_batch_size,
-                                    domain=val.domains.index(src))
+    batches = pipeline.eval_dataset(
+        val, model.img_size, config.val_batch_size, domain=val.domains.index(src)
+    )
     for i, (x_src, _, _) in enumerate(batches):
         n = int(x_src.shape[0])
         y_trg = tf.fill([n], y_id)  # [N]

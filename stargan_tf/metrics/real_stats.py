@@ -53,22 +53,28 @@ def data_signature(path, domain):
             meta = f.read()
         shards = sorted(
             (name, os.stat(os.path.join(path, name)).st_size)
-            for name in os.listdir(path) if name != data_format.METADATA_FILE
+            for name in os.listdir(path)
+            if name != data_format.METADATA_FILE
         )
         return {"split": os.path.abspath(path), "meta": meta, "shards": shards, "domain": domain}
-    return {"folder": os.path.abspath(os.path.join(path, domain)),
-            "files": _files_signature(os.path.join(path, domain))}
+    return {
+        "folder": os.path.abspath(os.path.join(path, domain)),
+        "files": _files_signature(os.path.join(path, domain)),
+    }
 
 
 def cache_path(cache_dir, path, domain, extractor, img_size):
     """The cache file of a domain's statistics (see the module docstring)."""
-    key = json.dumps({
-        "version": CACHE_VERSION,
-        "data": data_signature(path, domain),
-        "inception": extractor.variant,
-        "weights_sha256": extractor.weights_sha256,
-        "img_size": img_size,
-    }, sort_keys=True)
+    key = json.dumps(
+        {
+            "version": CACHE_VERSION,
+            "data": data_signature(path, domain),
+            "inception": extractor.variant,
+            "weights_sha256": extractor.weights_sha256,
+            "img_size": img_size,
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"{domain}-{extractor.variant}-{img_size}px-{digest}.npz")
 
@@ -87,8 +93,7 @@ def real_images(source, domain_id, img_size, batch_size):
         yield np.stack(batch)
 
 
-def real_statistics(path, domain, extractor, img_size, batch_size=32, cache_dir=None,
-                    source=None):
+def real_statistics(path, domain, extractor, img_size, batch_size=32, cache_dir=None, source=None):
     """(mu, sigma) of the Inception features of a domain's real images, from the cache if there.
 
     Args:
@@ -107,16 +112,19 @@ def real_statistics(path, domain, extractor, img_size, batch_size=32, cache_dir=
             return f["mu"], f["sigma"]
     source = source or open_data(path)
     domain_id = source.domains.index(domain)
-    features = np.concatenate([
-        extractor.features(images)
-        for images in real_images(source, domain_id, img_size, batch_size)
-    ])
+    features = np.concatenate(
+        [
+            extractor.features(images)
+            for images in real_images(source, domain_id, img_size, batch_size)
+        ]
+    )
     mu, sigma = frechet.statistics(features)
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{cache}.{os.getpid()}.tmp.npz"
         np.savez(tmp, mu=mu, sigma=sigma, count=len(features))
         os.replace(tmp, cache)  # Readers never see half a file.
-        logging.info("FID statistics of %s/%s (%d images) cached in %s.", path, domain,
-                     len(features), cache)
+        logging.info(
+            "FID statistics of %s/%s (%d images) cached in %s.", path, domain, len(features), cache
+        )
     return mu, sigma

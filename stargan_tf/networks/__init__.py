@@ -39,7 +39,8 @@ class Networks:
             raise ValueError(
                 f"The model has w_hpf={self.config.w_hpf:g}: its generator needs face masks from "
                 "the FAN, and none is loaded (stargan_tf.convert_official_fan('wing.ckpt'), set "
-                "as Networks.fan).")
+                "as Networks.fan)."
+            )
         return self.fan.get_heatmap(x)
 
     def items(self):
@@ -58,9 +59,12 @@ def build_networks(config: ModelConfig, discriminator=True, fan=None) -> Network
       fan: the FAN that makes the generator's masks (w_hpf > 0 models), shared, not copied.
     """
     c = config
-    generator = Generator(c.img_size, c.style_dim, c.max_conv_dim, c.w_hpf, c.dim_in, c.decoder,
-                          name="generator")
-    mapping_network = MappingNetwork(c.latent_dim, c.style_dim, c.num_domains, name="mapping_network")
+    generator = Generator(
+        c.img_size, c.style_dim, c.max_conv_dim, c.w_hpf, c.dim_in, c.decoder, name="generator"
+    )
+    mapping_network = MappingNetwork(
+        c.latent_dim, c.style_dim, c.num_domains, name="mapping_network"
+    )
     style_encoder = StyleEncoder(
         c.img_size, c.style_dim, c.num_domains, c.max_conv_dim, c.dim_in, name="style_encoder"
     )

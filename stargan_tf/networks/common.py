@@ -9,7 +9,8 @@ def check_img_size(img_size):
     """Raises ValueError unless img_size is a power of two >= 32."""
     if not isinstance(img_size, int) or img_size < 32 or img_size & (img_size - 1):
         raise ValueError(
-            f"img_size={img_size!r} is not supported: use a power of two from 32 up (256, 512, ...)."
+            f"img_size={img_size!r} is not supported: use a power of two from 32 up "
+            "(256, 512, ...)."
         )
 
 

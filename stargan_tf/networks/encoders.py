@@ -56,8 +56,9 @@ class StyleEncoder(keras.Model):
       dim_in: channels of the first convolution; None = the official 2**14 // img_size.
     """
 
-    def __init__(self, img_size=256, style_dim=64, num_domains=2, max_conv_dim=512, dim_in=None,
-                 **kwargs):
+    def __init__(
+        self, img_size=256, style_dim=64, num_domains=2, max_conv_dim=512, dim_in=None, **kwargs
+    ):
         super().__init__(**kwargs)
         common.check_img_size(img_size)
         self.img_size = img_size

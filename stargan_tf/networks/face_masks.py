@@ -80,7 +80,7 @@ def masks_from_heatmaps(heatmaps, size=256):
     sw = size // 256  # the official scale of the part shifts
 
     def part(span):
-        return x[..., span[0]:span[1]]
+        return x[..., span[0] : span[1]]
 
     # Part by part, as the official code edits the channels in place (ranges it zeroes later are
     # left out: the eyebrow edges 33 and 46 and the lip corners 76 and 82).

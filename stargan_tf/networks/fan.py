@@ -18,8 +18,15 @@ DTYPE = "float32"  # whatever the global mixed-precision policy: the masks are c
 
 
 def _conv(filters, kernel_size, use_bias=True, padding="same", strides=1, name=None):
-    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                               use_bias=use_bias, dtype=DTYPE, name=name)
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        dtype=DTYPE,
+        name=name,
+    )
 
 
 def _batch_norm(name):
@@ -29,9 +36,12 @@ def _batch_norm(name):
 
 def batch_norm_weights(prefix, bn):
     """Official names of a BatchNorm2d's weights and running statistics."""
-    return [(f"{prefix}.weight", bn.gamma, VECTOR), (f"{prefix}.bias", bn.beta, VECTOR),
-            (f"{prefix}.running_mean", bn.moving_mean, VECTOR),
-            (f"{prefix}.running_var", bn.moving_variance, VECTOR)]
+    return [
+        (f"{prefix}.weight", bn.gamma, VECTOR),
+        (f"{prefix}.bias", bn.beta, VECTOR),
+        (f"{prefix}.running_mean", bn.moving_mean, VECTOR),
+        (f"{prefix}.running_var", bn.moving_variance, VECTOR),
+    ]
 
 
 def add_coords(x, with_r=True):
@@ -160,8 +170,10 @@ class FAN(keras.Model):
     def call(self, x01):
         shape = x01.shape
         if shape.rank != 4 or shape[1] != FAN_SIZE or shape[2] != FAN_SIZE or shape[3] != 3:
-            raise ValueError(f"FAN expects images of shape [N, {FAN_SIZE}, {FAN_SIZE}, 3] in "
-                             f"[0, 1], got {list(shape)}; use get_heatmap for other sizes.")
+            raise ValueError(
+                f"FAN expects images of shape [N, {FAN_SIZE}, {FAN_SIZE}, 3] in "
+                f"[0, 1], got {list(shape)}; use get_heatmap for other sizes."
+            )
         x = tf.cast(x01, DTYPE)
         x = add_coords(x, with_r=True)  # [N, 256, 256, 6]
         x = self.conv1(tf.pad(x, [[0, 0], [3, 3], [3, 3], [0, 0]]))  # [N, 128, 128, 64]

@@ -35,8 +35,16 @@ class Generator(keras.Model):
       decoder: "adain" (the paper's AdaIN decoder) or "modconv" (StyleGAN2 modulated convs).
     """
 
-    def __init__(self, img_size=256, style_dim=64, max_conv_dim=512, w_hpf=1, dim_in=None,
-                 decoder="adain", **kwargs):
+    def __init__(
+        self,
+        img_size=256,
+        style_dim=64,
+        max_conv_dim=512,
+        w_hpf=1,
+        dim_in=None,
+        decoder="adain",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         common.check_img_size(img_size)
         if decoder not in DECODERS:
@@ -89,7 +97,9 @@ class Generator(keras.Model):
     def call(self, x, s, masks=None):
         common.check_image(x, self.img_size, "Generator")
         if masks is not None and self.hpf is None:
-            raise ValueError("Generator got masks but w_hpf = 0: masks are only used when w_hpf > 0.")
+            raise ValueError(
+                "Generator got masks but w_hpf = 0: masks are only used when w_hpf > 0."
+            )
         x = self.from_rgb(x)
         cache = {}
         for block in self.encode:

@@ -51,8 +51,9 @@ def head_layout(networks):
     for name, net in networks.items():
         keys = _keys_of(name, net)
         if name == "mapping_network":
-            per_domain[name] = [[keys[id(v)] for layer in head for v in layer.weights]
-                                for head in net.unshared]
+            per_domain[name] = [
+                [keys[id(v)] for layer in head for v in layer.weights] for head in net.unshared
+            ]
         elif name == "style_encoder":
             per_domain[name] = [[keys[id(v)] for v in layer.weights] for layer in net.unshared]
         elif name == "discriminator":

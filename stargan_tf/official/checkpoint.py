@@ -14,7 +14,12 @@ import numpy as np
 from absl import logging
 
 from stargan_tf.config import MODEL_FIELDS, ModelConfig
-from stargan_tf.official.torch_files import ConversionError, short_list, state_dict_to_numpy, torch_load
+from stargan_tf.official.torch_files import (
+    ConversionError,
+    short_list,
+    state_dict_to_numpy,
+    torch_load,
+)
 from stargan_tf.torch_layout import LAPLACIAN, NETWORK_NAMES, official_shape, to_keras
 
 # This module imports TensorFlow only when it builds networks (inside functions), so that a bad
@@ -71,7 +76,9 @@ def infer_model_config(state, path="checkpoint"):
 
     def need(net, sd, key):
         if key not in sd:
-            raise ConversionError(f"{path}: {net}/{key} is missing; is this a StarGAN v2 checkpoint?")
+            raise ConversionError(
+                f"{path}: {net}/{key} is missing; is this a StarGAN v2 checkpoint?"
+            )
         return sd[key].shape
 
     latent_dim = need("mapping_network", f, "shared.0.weight")[1]
@@ -93,11 +100,15 @@ def infer_model_config(state, path="checkpoint"):
         center = float(g["hpf.filter"][1, 1])
         w_hpf = 8.0 / center
         if extra != 1 or not np.allclose(g["hpf.filter"], LAPLACIAN / w_hpf, rtol=1e-5):
-            raise ConversionError(f"{path}: generator/hpf.filter is not the official high-pass filter.")
+            raise ConversionError(
+                f"{path}: generator/hpf.filter is not the official high-pass filter."
+            )
     else:
         w_hpf = 1.0 if extra == 1 else 0.0
     # Channels grow min(2 * c, max_conv_dim) per block; find the cap from the widest block.
-    widths = [need("style_encoder", e, f"shared.{i}.conv2.weight")[0] for i in range(1, num_blocks_e + 1)]
+    widths = [
+        need("style_encoder", e, f"shared.{i}.conv2.weight")[0] for i in range(1, num_blocks_e + 1)
+    ]
     uncapped = [dim_in * 2 ** (i + 1) for i in range(num_blocks_e)]
     max_conv_dim = 512 if widths == [min(u, 512) for u in uncapped] else max(widths)
     return dict(
@@ -128,9 +139,14 @@ def resolve_config(state, path="checkpoint", domain_names=None, **overrides):
             f"decoder={stated['decoder']} was given, but official checkpoints hold the AdaIN "
             "decoder (there are no official modconv weights); drop the flag or use --decoder=adain."
         )
-    if "w_hpf" in stated and "hpf.filter" in state["generator"] and stated["w_hpf"] != inferred["w_hpf"]:
+    if (
+        "w_hpf" in stated
+        and "hpf.filter" in state["generator"]
+        and stated["w_hpf"] != inferred["w_hpf"]
+    ):
         raise ConversionError(
-            f"w_hpf={stated['w_hpf']} was given, but generator/hpf.filter in {path} holds the filter "
+            f"w_hpf={stated['w_hpf']} was given, but generator/hpf.filter in {path} holds the "
+            "filter "
             f"of w_hpf={inferred['w_hpf']:g}; drop the flag."
         )
     if isinstance(domain_names, str):
@@ -152,8 +168,9 @@ def load_official_state(networks, state, path="checkpoint"):
     from stargan_tf.networks import official_weights
 
     expected = {(net, key): (var, layout) for net, key, var, layout in official_weights(networks)}
-    present = {(net, key) for net, sd in state.items() if net != "fan" for key in sd
-               if key != "hpf.filter"}
+    present = {
+        (net, key) for net, sd in state.items() if net != "fan" for key in sd if key != "hpf.filter"
+    }
     missing = {f"{n}/{k}" for n, k in set(expected) - present}
     unknown = {f"{n}/{k}" for n, k in present - set(expected)}
     if missing or unknown:
@@ -163,7 +180,8 @@ def load_official_state(networks, state, path="checkpoint"):
         if unknown:
             parts.append(f"unknown keys: {short_list(unknown)}")
         raise ConversionError(
-            f"{path} does not fit the model config {_describe(networks.config)}: {'; '.join(parts)}."
+            f"{path} does not fit the model config {_describe(networks.config)}: "
+            f"{'; '.join(parts)}."
         )
     for (net, key), (var, layout) in expected.items():
         value = state[net][key]
@@ -216,6 +234,9 @@ def networks_from_state(state, config, path="checkpoint", fan=None):
     networks = build_networks(config, discriminator="discriminator" in state, fan=fan)
     load_official_state(networks, state, path)
     if "fan" in state and config.w_hpf == 0:
-        logging.warning("%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
-                        "skipped: this model has w_hpf = 0 and uses no masks.", path)
+        logging.warning(
+            "%s holds a 'fan' entry (the face-landmark network for w_hpf > 0); it is "
+            "skipped: this model has w_hpf = 0 and uses no masks.",
+            path,
+        )
     return networks

@@ -9,12 +9,18 @@ key the network needs and the file lacks is an error (the official loader keeps 
 
 from absl import logging
 
-from stargan_tf.official.torch_files import (ConversionError, short_list, state_dict_to_numpy,
-                                            torch_load)
+from stargan_tf.official.torch_files import (
+    ConversionError,
+    short_list,
+    state_dict_to_numpy,
+    torch_load,
+)
 from stargan_tf.torch_layout import official_shape, to_keras
 
-WING_HELP = ("wing.ckpt comes with the official StarGAN v2 repository: bash download.sh wing "
-             "(it saves expr/checkpoints/wing.ckpt and celeba_lm_mean.npz)")
+WING_HELP = (
+    "wing.ckpt comes with the official StarGAN v2 repository: bash download.sh wing "
+    "(it saves expr/checkpoints/wing.ckpt and celeba_lm_mean.npz)"
+)
 # BatchNorm counters: no counterpart in inference.
 IGNORED_SUFFIXES = (".num_batches_tracked",)
 
@@ -44,18 +50,25 @@ def load_fan_state(fan, state, path="wing.ckpt"):
     present = {k for k in state if not k.endswith(IGNORED_SUFFIXES)}
     missing = set(expected) - present
     if missing:
-        raise ConversionError(f"{path} does not hold a 98-landmark FAN: missing keys: "
-                              f"{short_list(missing)}. {WING_HELP}.")
+        raise ConversionError(
+            f"{path} does not hold a 98-landmark FAN: missing keys: "
+            f"{short_list(missing)}. {WING_HELP}."
+        )
     unknown = present - set(expected)
     if unknown:
-        logging.info("%s: %d keys the FAN does not use were ignored (%s).", path, len(unknown),
-                     short_list(unknown))
+        logging.info(
+            "%s: %d keys the FAN does not use were ignored (%s).",
+            path,
+            len(unknown),
+            short_list(unknown),
+        )
     for key, (var, layout) in expected.items():
         value = state[key]
         want = official_shape(var.shape, layout)
         if tuple(value.shape) != want:
-            raise ConversionError(f"{path}: {key} has shape {tuple(value.shape)}, but the FAN "
-                                  f"needs {want}.")
+            raise ConversionError(
+                f"{path}: {key} has shape {tuple(value.shape)}, but the FAN needs {want}."
+            )
         var.assign(to_keras(value, layout).astype("float32"))
 
 

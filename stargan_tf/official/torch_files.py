@@ -1,4 +1,4 @@
-"""Reading PyTorch files (official checkpoints, `.pth` state dicts) safely, as float32 numpy arrays."""
+"""Reading PyTorch files (official checkpoints, `.pth` state dicts) safely, as float32 arrays."""
 
 import hashlib
 import os
@@ -39,7 +39,8 @@ def torch_load(path):
         raise ConversionError(f"{path} is a directory; pass the official .ckpt file itself.")
     with open(path, "rb") as f:
         magic = f.read(4)
-    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte 0x80).
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte
+    # 0x80).
     if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):
         what = "an empty file" if not magic else "neither a zip archive nor a pickle"
         raise ConversionError(f"{path} is not a PyTorch checkpoint: it is {what}.")
@@ -107,7 +108,6 @@ def sha256(path, chunk=1 << 20):
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
 
 
 def shape_error(path, what, key, got, want):

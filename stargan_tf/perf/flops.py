@@ -25,7 +25,8 @@ def _static(shape, op):
     if dims is None or any(d is None for d in dims):
         raise UnknownShapeError(
             f"{op.type} op {op.name} has shape {shape}: trace with fully static shapes "
-            "(fixed batch and image sizes) to count its FLOPs.")
+            "(fixed batch and image sizes) to count its FLOPs."
+        )
     return dims
 
 
@@ -84,7 +85,9 @@ def live_operations(graph):
     """The ops of `graph` that run: those its outputs or its stateful ops depend on."""
     roots = [t.op for t in getattr(graph, "outputs", []) if t is not None]
     roots += list(getattr(graph, "control_outputs", []))
-    roots += [op for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful]
+    roots += [
+        op for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful
+    ]
     live, stack = set(), roots
     while stack:
         op = stack.pop()

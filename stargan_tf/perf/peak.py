@@ -37,4 +37,4 @@ def matmul_peak(seconds=2.0, dtype=tf.float32):
     a = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
     b = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
     fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[0, :1]))
-    return _best_rate(fn, 2.0 * MATMUL_N ** 3, seconds)
+    return _best_rate(fn, 2.0 * MATMUL_N**3, seconds)

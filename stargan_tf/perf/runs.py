@@ -90,5 +90,8 @@ def time_inference(networks, batch_size, iters, warmup=1, seed=0):
             start = time.perf_counter()
             next(iter(call().values())).numpy()
             seconds.append(time.perf_counter() - start)
-    return {"images_per_second": batch_size / statistics.median(seconds), "seconds": seconds,
-            "export_seconds": export_seconds}
+    return {
+        "images_per_second": batch_size / statistics.median(seconds),
+        "seconds": seconds,
+        "export_seconds": export_seconds,
+    }

@@ -23,8 +23,9 @@ SWEEP = {
     "size128": dict(img_size=128, batch_size=4, num_domains=2, max_conv_dim=512, dim_in=0),
     "official256": dict(img_size=256, batch_size=1, num_domains=2, max_conv_dim=512, dim_in=0),
     "afhq512": dict(img_size=512, batch_size=1, num_domains=3, max_conv_dim=512, dim_in=0),
-    "afhq512-modconv": dict(img_size=512, batch_size=1, num_domains=3, max_conv_dim=512,
-                            dim_in=0, decoder="modconv"),
+    "afhq512-modconv": dict(
+        img_size=512, batch_size=1, num_domains=3, max_conv_dim=512, dim_in=0, decoder="modconv"
+    ),
 }
 END_TO_END = ("small32", "official64", "official256")  # the sizes the issue's check names
 
@@ -56,10 +57,17 @@ def run_child(argv, timeout, env=None):
 
 def ours(benchmark_py, row, iters, warmup, timeout):
     """tools/benchmark.py --json for one sweep row (training iteration only)."""
-    argv = [sys.executable, benchmark_py, "--json", "--inference=false", f"--iters={iters}",
-            f"--warmup={warmup}", "--peak_seconds=2"] + [f"--{k}={v}" for k, v in row.items()]
+    argv = [
+        sys.executable,
+        benchmark_py,
+        "--json",
+        "--inference=false",
+        f"--iters={iters}",
+        f"--warmup={warmup}",
+        "--peak_seconds=2",
+    ] + [f"--{k}={v}" for k, v in row.items()]
     out, _, user, system, _ = run_child(argv, timeout)
-    result = json.loads(out[out.index("{"):])
+    result = json.loads(out[out.index("{") :])
     result.update(user_seconds=user, system_seconds=system)
     return result
 
@@ -69,10 +77,18 @@ def official(python, bench_py, row, iters, warmup, timeout):
     or None for a config it cannot run (the modconv decoder has no official counterpart)."""
     if row.get("decoder", "adain") != "adain":
         return None
-    argv = [python, bench_py, f"--img-size={row['img_size']}", f"--batch={row['batch_size']}",
-            f"--num-domains={row['num_domains']}", f"--max-conv-dim={row['max_conv_dim']}",
-            f"--dim-in={row['dim_in']}", f"--iters={iters}", f"--warmup={warmup}",
-            f"--threads={os.cpu_count() or 1}"]
+    argv = [
+        python,
+        bench_py,
+        f"--img-size={row['img_size']}",
+        f"--batch={row['batch_size']}",
+        f"--num-domains={row['num_domains']}",
+        f"--max-conv-dim={row['max_conv_dim']}",
+        f"--dim-in={row['dim_in']}",
+        f"--iters={iters}",
+        f"--warmup={warmup}",
+        f"--threads={os.cpu_count() or 1}",
+    ]
     out, _, _, _, _ = run_child(argv, timeout)
     return float(re.findall(r"official_step_s=([0-9.]+)", out)[-1])
 
@@ -90,8 +106,7 @@ def write_split(directory, img_size, num_domains, per_domain=24, seed=0):
         os.makedirs(os.path.join(folder, f"domain{d}"))
         for i in range(per_domain):
             pixels = rng.integers(0, 256, (img_size, img_size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(os.path.join(folder, f"domain{d}", f"{i}.jpg"),
-                                         quality=90)
+            Image.fromarray(pixels).save(os.path.join(folder, f"domain{d}", f"{i}.jpg"), quality=90)
     split = os.path.join(directory, "train")
     tfrecords.write_split(folder, tfrecords.find_images(folder), split, img_size, workers=1)
     return split
@@ -105,32 +120,51 @@ def end_to_end(row, iters, print_every, timeout):
     iteration over the logged windows after the first (which holds tracing), and CPU time."""
     with tempfile.TemporaryDirectory(prefix="stargan-e2e-") as tmp:
         split = write_split(tmp, row["img_size"], row["num_domains"])
-        argv = [sys.executable, "-m", "stargan_tf.train", f"--train_data={split}",
-                f"--workdir={os.path.join(tmp, 'run')}", f"--total_iters={iters}",
-                f"--print_every={print_every}", f"--save_every={iters}",
-                f"--sample_every={iters}", "--w_hpf=0"]
+        argv = [
+            sys.executable,
+            "-m",
+            "stargan_tf.train",
+            f"--train_data={split}",
+            f"--workdir={os.path.join(tmp, 'run')}",
+            f"--total_iters={iters}",
+            f"--print_every={print_every}",
+            f"--save_every={iters}",
+            f"--sample_every={iters}",
+            "--w_hpf=0",
+        ]
         argv += [f"--{k}={v}" for k, v in row.items() if k != "num_domains"]
         _, err, user, system, wall = run_child(argv, timeout)
     windows = [float(s) for _, s in STEP_LINE.findall(err)][1:]
     if not windows:
         raise RuntimeError(f"no progress lines after the first in the training log:\n{err[-500:]}")
-    return {"seconds_per_iteration": statistics.median(windows), "user_seconds": user,
-            "system_seconds": system, "wall_seconds": wall}
+    return {
+        "seconds_per_iteration": statistics.median(windows),
+        "user_seconds": user,
+        "system_seconds": system,
+        "wall_seconds": wall,
+    }
 
 
 def format_table(rows):
     """The sweep as a Markdown table (the README's performance table)."""
-    lines = ["| config | ours s/iter | official s/iter | ours / official | conv peak used | "
-             "end to end s/iter | end to end / step | system / user time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| config | ours s/iter | official s/iter | ours / official | conv peak used | "
+        "end to end s/iter | end to end / step | system / user time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in rows.items():
         step = r["ours"]["seconds_per_iteration"]
         off = r.get("official")
         e2e = r.get("end_to_end")
-        cells = [name, f"{step:.3f}", f"{off:.3f}" if off else "-",
-                 f"{step / off:.2f}x" if off else "-", f"{r['ours']['fraction_of_peak']:.0%}",
-                 f"{e2e['seconds_per_iteration']:.3f}" if e2e else "-",
-                 f"{e2e['seconds_per_iteration'] / step:.2f}x" if e2e else "-",
-                 f"{e2e['system_seconds'] / max(e2e['user_seconds'], 1e-9):.0%}" if e2e else "-"]
+        cells = [
+            name,
+            f"{step:.3f}",
+            f"{off:.3f}" if off else "-",
+            f"{step / off:.2f}x" if off else "-",
+            f"{r['ours']['fraction_of_peak']:.0%}",
+            f"{e2e['seconds_per_iteration']:.3f}" if e2e else "-",
+            f"{e2e['seconds_per_iteration'] / step:.2f}x" if e2e else "-",
+            f"{e2e['system_seconds'] / max(e2e['user_seconds'], 1e-9):.0%}" if e2e else "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

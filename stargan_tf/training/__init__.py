@@ -1,1 +1,1 @@
-"""Training: config, optimizer, the per-iteration step under tf.distribute, checkpoints, monitoring."""
+"""Training: config, optimizer, the step under tf.distribute, checkpoints, monitoring."""

@@ -108,16 +108,26 @@ class TrainConfig:
         from stargan_tf.metrics.config import EvalConfig
 
         return EvalConfig(
-            train_data=self.train_data, val_data=self.val_data or self.train_data,
-            inception_weights=self.inception_weights, alexnet_weights=self.alexnet_weights,
-            lpips_weights=self.lpips_weights, inception=self.inception,
-            num_outs_per_domain=self.num_outs_per_domain, val_batch_size=self.val_batch_size,
-            seed=self.seed, stats_cache=os.path.join(self.workdir, "eval", "fid_stats"))
+            train_data=self.train_data,
+            val_data=self.val_data or self.train_data,
+            inception_weights=self.inception_weights,
+            alexnet_weights=self.alexnet_weights,
+            lpips_weights=self.lpips_weights,
+            inception=self.inception,
+            num_outs_per_domain=self.num_outs_per_domain,
+            val_batch_size=self.val_batch_size,
+            seed=self.seed,
+            stats_cache=os.path.join(self.workdir, "eval", "fid_stats"),
+        )
 
     def validate(self, num_replicas=1):
         """Raises UserError naming every problem a user can fix."""
-        problems = (self._schedule_problems(num_replicas) + self._choice_problems()
-                    + self._init_problems() + self._file_problems())
+        problems = (
+            self._schedule_problems(num_replicas)
+            + self._choice_problems()
+            + self._init_problems()
+            + self._file_problems()
+        )
         if problems:
             raise UserError("; ".join(problems) + ".")
 
@@ -126,10 +136,18 @@ class TrainConfig:
         if self.batch_size < 1:
             problems.append(f"--batch_size={self.batch_size} must be >= 1")
         elif self.batch_size % num_replicas:
-            problems.append(f"--batch_size={self.batch_size} is not divisible by {num_replicas} "
-                            "replicas; use a multiple of it")
-        for name in ("total_iters", "save_every", "sample_every", "print_every", "keep_checkpoints",
-                     "val_batch_size"):
+            problems.append(
+                f"--batch_size={self.batch_size} is not divisible by {num_replicas} "
+                "replicas; use a multiple of it"
+            )
+        for name in (
+            "total_iters",
+            "save_every",
+            "sample_every",
+            "print_every",
+            "keep_checkpoints",
+            "val_batch_size",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"--{name}={getattr(self, name)} must be >= 1")
         if self.fault_nan_step is not None and self.fault_nan_step < 1:
@@ -141,8 +159,10 @@ class TrainConfig:
     def _choice_problems(self):
         problems = []
         if self.mixed_precision not in ("", "mixed_float16", "mixed_bfloat16"):
-            problems.append(f"--mixed_precision={self.mixed_precision!r}: use mixed_float16, "
-                            "mixed_bfloat16 or nothing")
+            problems.append(
+                f"--mixed_precision={self.mixed_precision!r}: use mixed_float16, "
+                "mixed_bfloat16 or nothing"
+            )
         if not 0 <= self.randcrop_prob <= 1:
             problems.append(f"--randcrop_prob={self.randcrop_prob} must be in [0, 1]")
         if self.augment_on not in ("auto", "device", "host"):
@@ -159,10 +179,13 @@ class TrainConfig:
             problems.append(
                 f"w_hpf={self.model.w_hpf:g} needs the FAN face-landmark weights: pass "
                 "--wing_path=expr/checkpoints/wing.ckpt (from the official StarGAN v2 repository: "
-                "bash download.sh wing), or train without the high-pass path, --w_hpf=0")
+                "bash download.sh wing), or train without the high-pass path, --w_hpf=0"
+            )
         elif self.model.w_hpf > 0 and not os.path.isfile(self.wing_path):
-            problems.append(f"--wing_path={self.wing_path} is not a file (get wing.ckpt with the "
-                            "official repository's bash download.sh wing)")
+            problems.append(
+                f"--wing_path={self.wing_path} is not a file (get wing.ckpt with the "
+                "official repository's bash download.sh wing)"
+            )
         if self.eval_every > 0:
             try:
                 self.eval_config().validate()
@@ -175,12 +198,15 @@ class TrainConfig:
         if self.d_warmup_iters < 0:
             problems.append(f"--d_warmup_iters={self.d_warmup_iters} must be >= 0")
         if not self.init_from:
-            for name, value in (("init_domain_map", self.init_domain_map),
-                                ("init_optimizer", self.init_optimizer),
-                                ("d_warmup_iters", self.d_warmup_iters)):
+            for name, value in (
+                ("init_domain_map", self.init_domain_map),
+                ("init_optimizer", self.init_optimizer),
+                ("d_warmup_iters", self.d_warmup_iters),
+            ):
                 if value:
-                    problems.append(f"--{name} needs --init_from=DIR (it is about the model a run "
-                                    "starts from)")
+                    problems.append(
+                        f"--{name} needs --init_from=DIR (it is about the model a run starts from)"
+                    )
         elif self.init_domain_map:
             from stargan_tf.training.init_from import parse_domain_map
 
@@ -234,12 +260,17 @@ def provenance():
 
     import stargan_tf
 
-    info = {"stargan_tf": stargan_tf.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "python": platform.python_version()}
+    info = {
+        "stargan_tf": stargan_tf.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
     try:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(stargan_tf.__file__)))
-        commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode == 0:
             info["git_commit"] = commit.stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -35,8 +35,15 @@ from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.networks.heads import head_layout, transfer
 
 # Fields of the model config that must agree (they set the shapes of the shared weights).
-MATCHING_FIELDS = ("img_size", "style_dim", "latent_dim", "max_conv_dim", "w_hpf",
-                   "resolved_dim_in", "decoder")
+MATCHING_FIELDS = (
+    "img_size",
+    "style_dim",
+    "latent_dim",
+    "max_conv_dim",
+    "w_hpf",
+    "resolved_dim_in",
+    "decoder",
+)
 GFE = ("generator", "mapping_network", "style_encoder")
 OPTIMIZERS = ("discriminator", "generator", "mapping_network", "style_encoder")
 _NAME = re.compile(r"^[^=,\s]+$")
@@ -46,16 +53,18 @@ _NAME = re.compile(r"^[^=,\s]+$")
 
 
 def parse_domain_map(text):
-    """"new=old,new2=old2" -> [("new", "old"), ("new2", "old2")] (UserError on bad syntax)."""
+    """ "new=old,new2=old2" -> [("new", "old"), ("new2", "old2")] (UserError on bad syntax)."""
     pairs, seen = [], set()
     for entry in (e.strip() for e in (text or "").split(",")):
         if not entry:
             continue
         new, eq, old = (part.strip() for part in entry.partition("="))
         if not eq or not _NAME.match(new) or not _NAME.match(old):
-            raise UserError(f"--init_domain_map: {entry!r} is not NEW=OLD (a domain of the data = "
-                            "a domain of the model it starts from), e.g. "
-                            "--init_domain_map=tabby=cat.")
+            raise UserError(
+                f"--init_domain_map: {entry!r} is not NEW=OLD (a domain of the data = "
+                "a domain of the model it starts from), e.g. "
+                "--init_domain_map=tabby=cat."
+            )
         if new in seen:
             raise UserError(f"--init_domain_map names {new} twice; give each new domain one entry.")
         seen.add(new)
@@ -91,30 +100,42 @@ class DomainPlan:
             if how == "kept":
                 out.append(f"{name}: kept its heads")
             elif how == "copied":
-                out.append(f"{name}: new, starts from a copy of {self.model[j]}'s heads "
-                           "(--init_domain_map)")
+                out.append(
+                    f"{name}: new, starts from a copy of {self.model[j]}'s heads "
+                    "(--init_domain_map)"
+                )
             else:
-                out.append(f"{name}: new, fresh heads (not in the model; --init_domain_map="
-                           f"{name}=OLD would copy a model domain's)")
+                out.append(
+                    f"{name}: new, fresh heads (not in the model; --init_domain_map="
+                    f"{name}=OLD would copy a model domain's)"
+                )
         if self.dropped:
             dropped = []
             for old in self.dropped:
-                heirs = [n for n, j in zip(self.data, self.sources) if j is not None
-                         and self.model[j] == old]
+                heirs = [
+                    n
+                    for n, j in zip(self.data, self.sources)
+                    if j is not None and self.model[j] == old
+                ]
                 copied = f" (its heads copied to {', '.join(heirs)})" if heirs else ""
                 dropped.append(old + copied)
             out.append(f"dropped (in the model, not in the data): {', '.join(dropped)}")
         for old in self.shared_sources:
-            both = [n for n, j in zip(self.data, self.sources) if j is not None
-                    and self.model[j] == old]
-            out.append(f"{' and '.join(both)} start from the same heads ({old}'s): allowed, "
-                       "they part in training")
+            both = [
+                n for n, j in zip(self.data, self.sources) if j is not None and self.model[j] == old
+            ]
+            out.append(
+                f"{' and '.join(both)} start from the same heads ({old}'s): allowed, "
+                "they part in training"
+            )
         return out
 
     def record(self):
         """The mapping for config.json: {data domain: {"from": model domain or None, "how"}}."""
-        return {name: {"from": None if j is None else self.model[j], "how": how}
-                for name, j, how in zip(self.data, self.sources, self.how)}
+        return {
+            name: {"from": None if j is None else self.model[j], "how": how}
+            for name, j, how in zip(self.data, self.sources, self.how)
+        }
 
 
 def resolve_domains(data_names, model_names, domain_map, directory="the model"):
@@ -135,19 +156,26 @@ def resolve_domains(data_names, model_names, domain_map, directory="the model"):
     mapped = {}
     for new, old in domain_map:
         if new not in data:
-            where = (f"{new} is a domain of the model in {directory} but not of the data "
-                     f"({', '.join(data)}); the left side names a domain of the data"
-                     if new in model else f"{new} is a domain neither of {listed}")
+            where = (
+                f"{new} is a domain of the model in {directory} but not of the data "
+                f"({', '.join(data)}); the left side names a domain of the data"
+                if new in model
+                else f"{new} is a domain neither of {listed}"
+            )
             raise UserError(f"--init_domain_map={new}={old}: {where}.")
         if new in model:
-            raise UserError(f"--init_domain_map={new}={old}: {new} is a domain of both the data "
-                            f"and the model: it keeps its own heads; map only the data's new "
-                            f"domains ({', '.join(n for n in data if n not in model) or 'none'}).")
+            raise UserError(
+                f"--init_domain_map={new}={old}: {new} is a domain of both the data "
+                f"and the model: it keeps its own heads; map only the data's new "
+                f"domains ({', '.join(n for n in data if n not in model) or 'none'})."
+            )
         if old not in model:
             where = "the data's, not" if old in data else "neither"
-            raise UserError(f"--init_domain_map={new}={old}: {old} is {where} a domain of the "
-                            f"model in {directory} ({', '.join(model)}); the right side names "
-                            "the model domain whose heads it starts from.")
+            raise UserError(
+                f"--init_domain_map={new}={old}: {old} is {where} a domain of the "
+                f"model in {directory} ({', '.join(model)}); the right side names "
+                "the model domain whose heads it starts from."
+            )
         mapped[new] = model.index(old)
     sources, how = [], []
     for name in data:
@@ -204,29 +232,44 @@ def read_source(directory):
     ckpt_dir = model_dir.checkpoint_dir(directory)
     path = model_dir.checkpoint_path(directory)
     if path is None:
-        raise UserError(f"--init_from={directory}: {ckpt_dir} holds no checkpoint (a model "
-                        "directory has config.json and checkpoints/; convert or train one).")
+        raise UserError(
+            f"--init_from={directory}: {ckpt_dir} holds no checkpoint (a model "
+            "directory has config.json and checkpoints/; convert or train one)."
+        )
     try:
         variables = dict(tf.train.list_variables(path))
         names = {tuple(name.split("/")[:2]) for name in variables}
         step_key = "step/.ATTRIBUTES/VARIABLE_VALUE"
-        step = (int(tf.train.load_checkpoint(path).get_tensor(step_key))
-                if step_key in variables else 0)
+        step = (
+            int(tf.train.load_checkpoint(path).get_tensor(step_key)) if step_key in variables else 0
+        )
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"--init_from={directory}: {path} does not load ({e}).") from None
     has = {name[0] for name in names}
-    return Source(directory, config, meta, path, step,
-                  has_trained="nets" in has, has_discriminator=("nets", "discriminator") in names,
-                  has_ema="nets_ema" in has, has_optimizers="optimizers" in has)
+    return Source(
+        directory,
+        config,
+        meta,
+        path,
+        step,
+        has_trained="nets" in has,
+        has_discriminator=("nets", "discriminator") in names,
+        has_ema="nets_ema" in has,
+        has_optimizers="optimizers" in has,
+    )
 
 
 def check_compatible(source, model):
     """UserError naming every difference that changes the shape of a shared weight."""
-    diff = [f"{f}: {getattr(source.config, f)} vs {getattr(model, f)}" for f in MATCHING_FIELDS
-            if getattr(source.config, f) != getattr(model, f)]
+    diff = [
+        f"{f}: {getattr(source.config, f)} vs {getattr(model, f)}"
+        for f in MATCHING_FIELDS
+        if getattr(source.config, f) != getattr(model, f)
+    ]
     if diff:
-        raise UserError(f"--init_from={source.directory} holds a model of another config "
-                        f"({'; '.join(diff)}).")
+        raise UserError(
+            f"--init_from={source.directory} holds a model of another config ({'; '.join(diff)})."
+        )
 
 
 # Loading.
@@ -249,8 +292,11 @@ class InitFrom:
         self.record = saved_record
         self.source = self.plan = None
         if resuming:
-            logging.info("--init_from=%s: not loaded again: the workdir holds this run's "
-                         "checkpoints, which it resumes from.", self.directory)
+            logging.info(
+                "--init_from=%s: not loaded again: the workdir holds this run's "
+                "checkpoints, which it resumes from.",
+                self.directory,
+            )
             return
         self._check()
 
@@ -258,12 +304,18 @@ class InitFrom:
         c = self.config
         self.source = read_source(self.directory)
         check_compatible(self.source, c.model)
-        self.plan = resolve_domains(c.model.domain_names, self.source.config.domain_names,
-                                    parse_domain_map(c.init_domain_map), self.directory)
+        self.plan = resolve_domains(
+            c.model.domain_names,
+            self.source.config.domain_names,
+            parse_domain_map(c.init_domain_map),
+            self.directory,
+        )
         if c.init_optimizer and not self.source.has_optimizers:
-            raise UserError(f"--init_optimizer: {self.directory} holds no optimizer state ("
-                            f"{self.source.kind()}; only training workdirs have it); leave the "
-                            "flag out.")
+            raise UserError(
+                f"--init_optimizer: {self.directory} holds no optimizer state ("
+                f"{self.source.kind()}; only training workdirs have it); leave the "
+                "flag out."
+            )
 
     @property
     def d_warmup_iters(self):
@@ -291,17 +343,21 @@ class InitFrom:
         d_loaded = src.has_discriminator
         warmup = c.d_warmup_iters if not d_loaded else 0
         self.record = {
-            "from": os.path.abspath(self.directory), "checkpoint": os.path.basename(src.path),
-            "step": src.step, "kind": src.kind(),
+            "from": os.path.abspath(self.directory),
+            "checkpoint": os.path.basename(src.path),
+            "step": src.step,
+            "kind": src.kind(),
             "networks": {name: ("nets" if trained is not None else "nets_ema") for name in GFE},
             "ema": "nets_ema" if ema is not None else "copies of nets",
             "discriminator": "nets" if d_loaded else "fresh",
             "optimizers": "loaded" if src_optimizers else "fresh",
-            "domains": self.plan.record(), "dropped": list(self.plan.dropped),
+            "domains": self.plan.record(),
+            "dropped": list(self.plan.dropped),
             "d_warmup_iters": warmup,
         }
-        self.record["summary"] = self._summary(trained is not None, ema is not None, d_loaded,
-                                               bool(src_optimizers), warmup, counts)
+        self.record["summary"] = self._summary(
+            trained is not None, ema is not None, d_loaded, bool(src_optimizers), warmup, counts
+        )
         logging.info("%s", "\n  ".join(self.record["summary"]))
         self._warn(d_loaded)
         self.applied = True
@@ -310,8 +366,11 @@ class InitFrom:
         """The source's trained and EMA networks (None where it has none) and, with
         --init_optimizer, its optimizers, read from its checkpoint."""
         c, src = self.config, self.source
-        trained = build_networks(src.config, discriminator=src.has_discriminator) \
-            if src.has_trained else None
+        trained = (
+            build_networks(src.config, discriminator=src.has_discriminator)
+            if src.has_trained
+            else None
+        )
         ema = build_networks(src.config, discriminator=False) if src.has_ema else None
         nodes = {}
         if trained is not None:
@@ -326,12 +385,16 @@ class InitFrom:
                 net = getattr(trained, name)
                 src_optimizers[name] = AdamL2()
                 src_optimizers[name].build(net.trainable_variables)
-            nodes["optimizers"] = tf.train.Checkpoint(**{
-                name: optimizer_node(opt, getattr(trained, name))
-                for name, opt in src_optimizers.items()})
+            nodes["optimizers"] = tf.train.Checkpoint(
+                **{
+                    name: optimizer_node(opt, getattr(trained, name))
+                    for name, opt in src_optimizers.items()
+                }
+            )
         # expect_partial: the file may hold more (the step, the FAN, a loss scale).
-        tf.train.Checkpoint(**nodes).read(src.path).assert_existing_objects_matched() \
-            .expect_partial()
+        tf.train.Checkpoint(**nodes).read(
+            src.path
+        ).assert_existing_objects_matched().expect_partial()
         return trained, ema, src_optimizers
 
     def _load_weights(self, nets, nets_ema, trained, ema):
@@ -343,8 +406,9 @@ class InitFrom:
 
         def load(dst, src_nets, names):
             values = {k: v.numpy() for k, v in official_variable_map(src_nets).items()}
-            dst_vars = {k: v for k, v in official_variable_map(dst).items()
-                        if k.split("/")[0] in names}
+            dst_vars = {
+                k: v for k, v in official_variable_map(dst).items() if k.split("/")[0] in names
+            }
             n = transfer(values, dst_vars, head_layout(src_nets), dst_layout, sources)
             for k, v in n.items():
                 counts[k] = counts.get(k, 0) + v
@@ -363,17 +427,24 @@ class InitFrom:
     def _warn(self, d_loaded):
         c = self.config
         if d_loaded and c.d_warmup_iters:
-            logging.warning("--d_warmup_iters=%d is ignored: the discriminator was loaded from %s "
-                            "(the warm-up is for a discriminator that starts fresh).",
-                            c.d_warmup_iters, self.directory)
+            logging.warning(
+                "--d_warmup_iters=%d is ignored: the discriminator was loaded from %s "
+                "(the warm-up is for a discriminator that starts fresh).",
+                c.d_warmup_iters,
+                self.directory,
+            )
         for line in self.plan.lines():
             if "start from the same heads" in line:
                 logging.warning("--init_domain_map: %s.", line)
         if all(h == "fresh" for h in self.plan.how):
-            logging.warning("--init_from=%s: no domain of the data (%s) is in the model (%s) or "
-                            "mapped to one: every head starts fresh; --init_domain_map=NEW=OLD "
-                            "copies a model domain's heads.", self.directory,
-                            ", ".join(self.plan.data), ", ".join(self.plan.model))
+            logging.warning(
+                "--init_from=%s: no domain of the data (%s) is in the model (%s) or "
+                "mapped to one: every head starts fresh; --init_domain_map=NEW=OLD "
+                "copies a model domain's heads.",
+                self.directory,
+                ", ".join(self.plan.data),
+                ", ".join(self.plan.model),
+            )
 
     def _load_optimizers(self, src_optimizers, trained, optimizers, nets, sources):
         src_layout, dst_layout = head_layout(trained), head_layout(nets)
@@ -384,40 +455,63 @@ class InitFrom:
             src_keys = {id(v): f"{name}/{k}" for k, v, _ in src_net.official_weights()}
             dst_keys = {id(v): f"{name}/{k}" for k, v, _ in getattr(nets, name).official_weights()}
             for slot in ("m", "v"):
-                values = {src_keys[id(v)]: src_opt.slots(v)[slot].numpy()
-                          for v in getattr(trained, name).trainable_variables}
-                dst = {dst_keys[id(v)]: inner.slots(v)[slot]
-                       for v in getattr(nets, name).trainable_variables}
+                values = {
+                    src_keys[id(v)]: src_opt.slots(v)[slot].numpy()
+                    for v in getattr(trained, name).trainable_variables
+                }
+                dst = {
+                    dst_keys[id(v)]: inner.slots(v)[slot]
+                    for v in getattr(nets, name).trainable_variables
+                }
                 transfer(values, dst, src_layout, dst_layout, sources)
             inner.iterations.assign(src_opt.iterations)
 
     def _summary(self, has_trained, has_ema, d_loaded, optimizers_loaded, warmup, counts):
         src = self.source
-        lines = [f"--init_from={self.directory} ({src.kind()}, {os.path.basename(src.path)}, "
-                 f"step {src.step}):"]
+        lines = [
+            f"--init_from={self.directory} ({src.kind()}, {os.path.basename(src.path)}, "
+            f"step {src.step}):"
+        ]
         if has_trained:
             lines.append("generator, mapping_network, style_encoder: its trained networks (nets)")
         else:
-            lines.append("generator, mapping_network, style_encoder: its EMA networks (nets_ema; "
-                         "it holds no trained ones)")
-        lines.append("their EMA copies: " + (
-            "its EMA networks (nets_ema)" if has_ema
-            else "copies of the trained ones (it holds no EMA networks)"))
+            lines.append(
+                "generator, mapping_network, style_encoder: its EMA networks (nets_ema; "
+                "it holds no trained ones)"
+            )
+        lines.append(
+            "their EMA copies: "
+            + (
+                "its EMA networks (nets_ema)"
+                if has_ema
+                else "copies of the trained ones (it holds no EMA networks)"
+            )
+        )
         if d_loaded:
             lines.append("discriminator: its trained discriminator (nets)")
         else:
             lines.append(
                 "discriminator: starts fresh (He init): the directory holds none (official "
                 "*_nets_ema.ckpt files have none); "
-                + (f"--d_warmup_iters={warmup}: D trains alone for the first {warmup} iterations"
-                   if warmup else "--d_warmup_iters=N would train it alone first (README, "
-                   "Fine-tuning)"))
-        lines.append("Adam moments: " + ("its optimizers' (--init_optimizer)" if optimizers_loaded
-                                         else "fresh (--init_optimizer is off: this run's "
-                                         "schedule is its own)"))
-        lines.append(f"shared weights: {counts.get('shared', 0)} variables loaded as they are; "
-                     f"head variables: {counts.get('heads', 0)} loaded by domain, "
-                     f"{counts.get('kept', 0)} fresh")
+                + (
+                    f"--d_warmup_iters={warmup}: D trains alone for the first {warmup} iterations"
+                    if warmup
+                    else "--d_warmup_iters=N would train it alone first (README, Fine-tuning)"
+                )
+            )
+        lines.append(
+            "Adam moments: "
+            + (
+                "its optimizers' (--init_optimizer)"
+                if optimizers_loaded
+                else "fresh (--init_optimizer is off: this run's schedule is its own)"
+            )
+        )
+        lines.append(
+            f"shared weights: {counts.get('shared', 0)} variables loaded as they are; "
+            f"head variables: {counts.get('heads', 0)} loaded by domain, "
+            f"{counts.get('kept', 0)} fresh"
+        )
         lines.append("domains (data <- model):")
         lines += [f"  {line}" for line in self.plan.lines()]
         return lines

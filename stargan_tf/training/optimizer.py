@@ -27,8 +27,17 @@ class AdamL2(keras.optimizers.Optimizer):
         gradient holds a NaN or Inf (`--nan_policy=skip`); the iteration count still advances.
     """
 
-    def __init__(self, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, weight_decay=1e-4,
-                 skip_non_finite=False, name="adam_l2", **kwargs):
+    def __init__(
+        self,
+        learning_rate=1e-4,
+        beta_1=0.0,
+        beta_2=0.99,
+        epsilon=1e-8,
+        weight_decay=1e-4,
+        skip_non_finite=False,
+        name="adam_l2",
+        **kwargs,
+    ):
         # The base class's weight_decay is decoupled: keep it off and apply ours in update_step.
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
@@ -75,6 +84,13 @@ class AdamL2(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                       "weight_decay": self.l2, "skip_non_finite": self.skip_non_finite})
+        config.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "weight_decay": self.l2,
+                "skip_non_finite": self.skip_non_finite,
+            }
+        )
         return config

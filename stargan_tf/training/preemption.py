@@ -23,8 +23,10 @@ class Preempted(Exception):
     """Training stopped on a signal after saving a checkpoint at `step`."""
 
     def __init__(self, step, signal_name):
-        super().__init__(f"stopped on {signal_name} at step {step}; a checkpoint of step {step} "
-                         "was saved, and running the same command again resumes from it.")
+        super().__init__(
+            f"stopped on {signal_name} at step {step}; a checkpoint of step {step} "
+            "was saved, and running the same command again resumes from it."
+        )
         self.step = step
         self.signal_name = signal_name
 
@@ -50,8 +52,12 @@ class StopRequest:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
         self.signal_name = name
-        logging.warning("%s received: finishing this iteration, then saving a checkpoint and "
-                        "exiting with status %d.", name, PREEMPTED_EXIT_CODE)
+        logging.warning(
+            "%s received: finishing this iteration, then saving a checkpoint and "
+            "exiting with status %d.",
+            name,
+            PREEMPTED_EXIT_CODE,
+        )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

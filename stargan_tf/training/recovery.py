@@ -22,7 +22,13 @@ import tensorflow as tf
 from absl import logging
 
 from stargan_tf.errors import UserError, describe
-from stargan_tf.model_dir import INDEX_RE, TEMP_RE, checkpoint_files, checkpoint_prefix, checkpoint_step
+from stargan_tf.model_dir import (
+    INDEX_RE,
+    TEMP_RE,
+    checkpoint_files,
+    checkpoint_prefix,
+    checkpoint_step,
+)
 
 CORRUPT_SUBDIR = "corrupt"
 LOCK_FILE = ".lock"
@@ -51,8 +57,7 @@ def candidate_steps(directory):
             files.add(int(m.group(1)))
     latest = named[-1] if named else -1
     unnamed = sorted(files - set(named), reverse=True)
-    return ([s for s in unnamed if s > latest] + named[::-1]
-            + [s for s in unnamed if s < latest])
+    return [s for s in unnamed if s > latest] + named[::-1] + [s for s in unnamed if s < latest]
 
 
 def remove_partial_writes(directory):
@@ -80,8 +85,9 @@ def quarantine(directory, step):
     tf.io.gfile.makedirs(dest)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in _files_of(directory, step):
-        tf.io.gfile.rename(os.path.join(directory, name),
-                           os.path.join(dest, f"{name}.{stamp}"), overwrite=True)
+        tf.io.gfile.rename(
+            os.path.join(directory, name), os.path.join(dest, f"{name}.{stamp}"), overwrite=True
+        )
     return dest
 
 
@@ -89,7 +95,9 @@ def rewrite_state(directory, steps):
     """Points the state file (rewritten atomically) at the checkpoints of `steps`, oldest first:
     the last is the latest."""
     paths = [prefix(directory, s) for s in steps]
-    tf.compat.v1.train.update_checkpoint_state(directory, paths[-1], all_model_checkpoint_paths=paths)
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, paths[-1], all_model_checkpoint_paths=paths
+    )
 
 
 def _exists(directory, step):
@@ -102,8 +110,12 @@ def named_steps(directory, warn=False):
         state = tf.train.get_checkpoint_state(directory)
     except Exception as e:  # noqa: BLE001 - a garbled state file is one of the faults handled
         if warn:
-            logging.warning("The checkpoint state file in %s does not parse (%s); looking for "
-                            "checkpoint files instead.", directory, e)
+            logging.warning(
+                "The checkpoint state file in %s does not parse (%s); looking for "
+                "checkpoint files instead.",
+                directory,
+                e,
+            )
         return []
     if state is None:
         return []
@@ -123,7 +135,8 @@ def delete_checkpoint(directory, step):
 
 
 class CheckpointSaver:
-    """Writes a checkpoint per step (named by `stargan_tf.model_dir`) into a directory and keeps the `max_to_keep` newest.
+    """Writes a checkpoint per step (named by `stargan_tf.model_dir`) into a directory and keeps
+    the `max_to_keep` newest.
 
     Each save: the checkpoint is written (TensorFlow writes shards to a temp directory and merges
     them into place), the state file is rewritten atomically to name it and the kept ones, and
@@ -146,7 +159,7 @@ class CheckpointSaver:
         path = self.checkpoint.write(prefix(self.directory, step))
         previous = [s for s in named_steps(self.directory) if s != step]
         kept = [s for s in previous if _exists(self.directory, s)]
-        kept = kept[max(0, len(kept) - (self.max_to_keep - 1)):] if self.max_to_keep > 1 else []
+        kept = kept[max(0, len(kept) - (self.max_to_keep - 1)) :] if self.max_to_keep > 1 else []
         kept.append(step)
         rewrite_state(self.directory, kept)
         # The state file no longer names them: deleting them can be cut short safely. Unnamed
@@ -174,8 +187,9 @@ def restore_newest_valid(checkpoint, directory, chief=True):
             checkpoint.restore(path).assert_existing_objects_matched()
         except LOAD_ERRORS as e:
             reason = describe(e)
-            logging.warning("Checkpoint %s does not load (%s); trying the one before it.", path,
-                            reason)
+            logging.warning(
+                "Checkpoint %s does not load (%s); trying the one before it.", path, reason
+            )
             failed.append((step, reason))
             continue
         named = named_steps(directory)
@@ -184,17 +198,26 @@ def restore_newest_valid(checkpoint, directory, chief=True):
             # The state file first (atomically), so that a kill never leaves it naming moved
             # files: the loadable checkpoints it named, in their order, and this one as latest.
             bad = {b for b, _ in failed}
-            rewrite_state(directory, [s for s in named if s != step and s not in bad
-                                      and _exists(directory, s)] + [step])
+            rewrite_state(
+                directory,
+                [s for s in named if s != step and s not in bad and _exists(directory, s)] + [step],
+            )
         if failed and chief:
             for bad, _ in failed:
                 dest = quarantine(directory, bad)
-            logging.warning("Resuming from step %d; the damaged checkpoint(s) of step %s were "
-                            "moved to %s.", step, ", ".join(str(b) for b, _ in failed), dest)
+            logging.warning(
+                "Resuming from step %d; the damaged checkpoint(s) of step %s were moved to %s.",
+                step,
+                ", ".join(str(b) for b, _ in failed),
+                dest,
+            )
         return step
     if failed:
-        raise UserError(f"No checkpoint in {directory} loads ({'; '.join(f'{os.path.basename(prefix(directory, s))}: {r}' for s, r in failed)}). "
-                        "Restore them from a backup, or move the directory away to start afresh.")
+        reasons = [f"{os.path.basename(prefix(directory, s))}: {r}" for s, r in failed]
+        raise UserError(
+            f"No checkpoint in {directory} loads ({'; '.join(reasons)}). "
+            "Restore them from a backup, or move the directory away to start afresh."
+        )
     return None
 
 
@@ -254,9 +277,11 @@ class WorkdirLock:
         if not _try_lock(fd):
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise UserError(f"--workdir={os.path.dirname(self.path)} is in use by a running "
-                            f"training (pid {holder}); wait for it to end, or use another "
-                            "--workdir.") from None
+            raise UserError(
+                f"--workdir={os.path.dirname(self.path)} is in use by a running "
+                f"training (pid {holder}); wait for it to end, or use another "
+                "--workdir."
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -269,6 +294,14 @@ class WorkdirLock:
             self._fd = None
 
 
-__all__ = ["candidate_steps", "remove_partial_writes", "quarantine", "rewrite_state",
-           "named_steps", "delete_checkpoint", "CheckpointSaver", "restore_newest_valid",
-           "WorkdirLock"]
+__all__ = [
+    "candidate_steps",
+    "remove_partial_writes",
+    "quarantine",
+    "rewrite_state",
+    "named_steps",
+    "delete_checkpoint",
+    "CheckpointSaver",
+    "restore_newest_valid",
+    "WorkdirLock",
+]

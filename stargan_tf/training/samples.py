@@ -14,8 +14,17 @@ SAMPLE_PSI = 0.7  # ψ of the grid's truncated latent rows (the official debug i
 SAMPLE_MEAN_CODES = 1_000
 
 
-def render_grid(nets, x_src, y_src, x_ref, y_ref, z_trg, masks=None, psi=SAMPLE_PSI,
-                num_mean_codes=SAMPLE_MEAN_CODES):
+def render_grid(
+    nets,
+    x_src,
+    y_src,
+    x_ref,
+    y_ref,
+    z_trg,
+    masks=None,
+    psi=SAMPLE_PSI,
+    num_mean_codes=SAMPLE_MEAN_CODES,
+):
     """Renders the grid of the official debug images, in one picture.
 
     Rows (each after a blank or reference cell):
@@ -48,15 +57,15 @@ def render_grid(nets, x_src, y_src, x_ref, y_ref, z_trg, masks=None, psi=SAMPLE_
     latent_rows = {1.0: [], psi: []}
     for d in range(z_trg.shape[0]):
         y = tf.fill([k], d)
-        s_trg = nets.mapping_network(tf.repeat(z_trg[d:d + 1], k, axis=0), y)  # [K, style_dim]
+        s_trg = nets.mapping_network(tf.repeat(z_trg[d : d + 1], k, axis=0), y)  # [K, style_dim]
         for p in latent_rows:
             s = mean_style.truncate(s_trg, tf.gather(s_avg, y), p)
             latent_rows[p].append(row(nets.generator(x_src, s, masks=masks)))
     ref_rows, x_fake = [], []
     for r in range(x_ref.shape[0]):
-        s = nets.style_encoder(x_ref[r:r + 1], y_ref[r:r + 1])
+        s = nets.style_encoder(x_ref[r : r + 1], y_ref[r : r + 1])
         fake = nets.generator(x_src, tf.repeat(s, k, axis=0), masks=masks)  # [K, S, S, 3]
-        ref_rows.append(row(fake, to_uint8(x_ref[r:r + 1])))
+        ref_rows.append(row(fake, to_uint8(x_ref[r : r + 1])))
         x_fake.append(fake)
     x_fake = tf.stack([x_fake[i % len(x_fake)][i] for i in range(k)])  # [K, S, S, 3]
     s_src = nets.style_encoder(x_src, y_src)  # [K, style_dim]

@@ -80,9 +80,11 @@ def _check_process(config):
 
     policy = keras.mixed_precision.global_policy().name
     if policy != (config.mixed_precision or "float32"):
-        raise ValueError(f"The process's Keras dtype policy is {policy}, the config's "
-                         f"mixed_precision is {config.mixed_precision!r}: call "
-                         "configure_process(config) before building the Trainer.")
+        raise ValueError(
+            f"The process's Keras dtype policy is {policy}, the config's "
+            f"mixed_precision is {config.mixed_precision!r}: call "
+            "configure_process(config) before building the Trainer."
+        )
 
 
 class Trainer:
@@ -115,9 +117,15 @@ class Trainer:
         self.samples_dir = os.path.join(config.workdir, SAMPLES_SUBDIR)
         # --init_from is checked first (a bad directory or domain map fails before any building);
         # a workdir with checkpoints of this run resumes from them instead.
-        self.init = init_from.InitFrom(
-            config, resuming=bool(recovery.candidate_steps(self.ckpt_dir)),
-            saved_record=init_from.saved_init_record(config.workdir)) if config.init_from else None
+        self.init = (
+            init_from.InitFrom(
+                config,
+                resuming=bool(recovery.candidate_steps(self.ckpt_dir)),
+                saved_record=init_from.saved_init_record(config.workdir),
+            )
+            if config.init_from
+            else None
+        )
         with strategy.scope():
             # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
             # bad --wing_path fails before the networks are built.
@@ -150,25 +158,35 @@ class Trainer:
             step=self.step,
             nets=nets_checkpoint(self.nets),
             nets_ema=nets_checkpoint(self.nets_ema),
-            optimizers=tf.train.Checkpoint(**{
-                name: self._optimizer_checkpoint(opt, getattr(self.nets, name))
-                for name, opt in self.optimizers.items()}),
+            optimizers=tf.train.Checkpoint(
+                **{
+                    name: self._optimizer_checkpoint(opt, getattr(self.nets, name))
+                    for name, opt in self.optimizers.items()
+                }
+            ),
         )
-        directory = self.ckpt_dir if self.chief else os.path.join(
-            config.workdir, f".worker-tmp-{strategy.cluster_resolver.task_id}")
+        directory = (
+            self.ckpt_dir
+            if self.chief
+            else os.path.join(config.workdir, f".worker-tmp-{strategy.cluster_resolver.task_id}")
+        )
         self.manager = recovery.CheckpointSaver(self.checkpoint, directory, config.keep_checkpoints)
         self._train_step = self._make_train_step()
         self._d_warmup_step = None  # made at the first D-only iteration (--d_warmup_iters)
-        self.writer = (tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
-                       if self.chief else tf.summary.create_noop_writer())
+        self.writer = (
+            tf.summary.create_file_writer(os.path.join(config.workdir, LOGS_SUBDIR))
+            if self.chief
+            else tf.summary.create_noop_writer()
+        )
         self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
 
     # Set-up helpers.
 
     def _optimizer(self, lr):
         c = self.config
-        opt = AdamL2(lr, c.beta1, c.beta2, 1e-8, c.weight_decay,
-                     skip_non_finite=c.nan_policy == "skip")
+        opt = AdamL2(
+            lr, c.beta1, c.beta2, 1e-8, c.weight_decay, skip_non_finite=c.nan_policy == "skip"
+        )
         if c.mixed_precision == "mixed_float16":
             import keras
 
@@ -181,8 +199,9 @@ class Trainer:
         nodes = {"iterations": inner.iterations}
         names = {id(var): key for key, var, _ in net.official_weights()}
         for slot in ("m", "v"):
-            nodes[slot] = tf.train.Checkpoint(**{
-                names[id(var)]: inner.slots(var)[slot] for var in net.trainable_variables})
+            nodes[slot] = tf.train.Checkpoint(
+                **{names[id(var)]: inner.slots(var)[slot] for var in net.trainable_variables}
+            )
         if inner is not opt:  # the dynamic loss scale of mixed_float16
             nodes["loss_scale"] = opt.dynamic_scale
         return tf.train.Checkpoint(**nodes)
@@ -225,8 +244,9 @@ class Trainer:
         opt_d = self.optimizers["discriminator"]
         for branch in ({"z_trg": z_trg}, {"x_ref": x_ref}):
             with tf.GradientTape() as tape:
-                loss, m = losses.discriminator_loss(nets, x_real, y_org, y_trg, masks=masks,
-                                                    lambda_reg=c.lambda_reg, **branch)
+                loss, m = losses.discriminator_loss(
+                    nets, x_real, y_org, y_trg, masks=masks, lambda_reg=c.lambda_reg, **branch
+                )
                 scaled = opt_d.scale_loss(loss * scale)
             self._apply(opt_d, tape.gradient(scaled, d_vars), d_vars)
             metrics.update(m)
@@ -238,19 +258,21 @@ class Trainer:
         names = ("generator", "mapping_network", "style_encoder")
         var_lists = [getattr(nets, n).trainable_variables for n in names]
         with tf.GradientTape() as tape:
-            loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2),
-                                            masks=masks, fan=fan, **weights)
+            loss, m = losses.generator_loss(
+                nets, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2), masks=masks, fan=fan, **weights
+            )
             scaled = self.optimizers["generator"].scale_loss(loss * scale)
         grads = tape.gradient(scaled, [v for vs in var_lists for v in vs])
         start = 0
         for name, vs in zip(names, var_lists):
-            self._apply(self.optimizers[name], grads[start:start + len(vs)], vs)
+            self._apply(self.optimizers[name], grads[start : start + len(vs)], vs)
             start += len(vs)
         metrics.update(m)
         g_vars = var_lists[0]
         with tf.GradientTape() as tape:
-            loss, m = losses.generator_loss(nets, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2),
-                                            masks=masks, fan=fan, **weights)
+            loss, m = losses.generator_loss(
+                nets, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2), masks=masks, fan=fan, **weights
+            )
             scaled = self.optimizers["generator"].scale_loss(loss * scale)
         self._apply(self.optimizers["generator"], tape.gradient(scaled, g_vars), g_vars)
         metrics.update(m)
@@ -282,13 +304,16 @@ class Trainer:
         @tf.function
         def train_step(iterator, stop):
             batch = next(iterator)
-            per_replica = self.strategy.run(replica_step,
-                                            args=(batch, self.step.read_value(), stop))
+            per_replica = self.strategy.run(
+                replica_step, args=(batch, self.step.read_value(), stop)
+            )
             if not d_only:  # the EMA of G, F and E is frozen with them
                 self._update_ema()
             self.step.assign_add(1)
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                    for k, v in per_replica.items()}
+            return {
+                k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()
+            }
 
         return train_step
 
@@ -320,7 +345,8 @@ class Trainer:
             dist = self.strategy.experimental_distribute_dataset(train_input.skip(start_step))
         else:
             dist = self.strategy.distribute_datasets_from_function(
-                lambda ctx: train_input(ctx, start_step))
+                lambda ctx: train_input(ctx, start_step)
+            )
         return iter(dist)
 
     # Checkpoints.
@@ -338,13 +364,17 @@ class Trainer:
         if c.resume_step is not None:
             path = recovery.prefix(self.ckpt_dir, c.resume_step)
             if not tf.io.gfile.exists(path + ".index"):
-                raise UserError(f"--resume_step={c.resume_step}: {self.ckpt_dir} has no checkpoint "
-                                f"of that step.")
+                raise UserError(
+                    f"--resume_step={c.resume_step}: {self.ckpt_dir} has no checkpoint "
+                    f"of that step."
+                )
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except recovery.LOAD_ERRORS as e:
-                raise UserError(f"--resume_step={c.resume_step}: {path} does not load ({e}); "
-                                "choose another step.") from None
+                raise UserError(
+                    f"--resume_step={c.resume_step}: {path} does not load ({e}); "
+                    "choose another step."
+                ) from None
         else:
             step = recovery.restore_newest_valid(self.checkpoint, self.ckpt_dir, self.chief)
             if step is None:
@@ -360,21 +390,29 @@ class Trainer:
             return
         saved = model_dir.read_meta(self.config.workdir)
         if "train" not in saved:
-            raise UserError(f"{self.config.workdir} holds a model directory that is not a training "
-                            "run (a converted checkpoint?); pass it as --init_from, and a new --workdir.")
+            raise UserError(
+                f"{self.config.workdir} holds a model directory that is not a training "
+                "run (a converted checkpoint?); pass it as --init_from, and a new --workdir."
+            )
         diff = config_lib.differences(config_lib.TrainConfig.from_dict(saved["train"]), self.config)
         if diff:
-            raise UserError(f"--workdir={self.config.workdir} holds a run of another config: "
-                            f"{'; '.join(diff)}. Use a new --workdir, or the same flags.")
+            raise UserError(
+                f"--workdir={self.config.workdir} holds a run of another config: "
+                f"{'; '.join(diff)}. Use a new --workdir, or the same flags."
+            )
 
     def _write_config(self):
         if not self.chief:
             return
         os.makedirs(self.config.workdir, exist_ok=True)
         meta = {
-            "format": FORMAT, "version": VERSION, "schema_version": config_lib.SCHEMA_VERSION,
-            "model": self.config.model.to_dict(), "train": self.config.to_dict(),
-            "provenance": config_lib.provenance()}
+            "format": FORMAT,
+            "version": VERSION,
+            "schema_version": config_lib.SCHEMA_VERSION,
+            "model": self.config.model.to_dict(),
+            "train": self.config.to_dict(),
+            "provenance": config_lib.provenance(),
+        }
         if self.init is not None and self.init.record is not None:
             meta["init"] = self.init.record  # what --init_from loaded; kept when resuming
         model_dir.write_meta(self.config.workdir, meta)
@@ -384,10 +422,16 @@ class Trainer:
 
     def save(self):
         """Saves a checkpoint of the current step (never one with non-finite weights)."""
-        bad = [v.path for v in self._checked_variables() if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        bad = [
+            v.path
+            for v in self._checked_variables()
+            if not bool(tf.reduce_all(tf.math.is_finite(v)))
+        ]
         if bad:
-            raise NonFiniteLoss(f"step {int(self.step.numpy())}: weights {', '.join(bad[:3])} are "
-                                "NaN/Inf; not saving them. The last checkpoint is untouched.")
+            raise NonFiniteLoss(
+                f"step {int(self.step.numpy())}: weights {', '.join(bad[:3])} are "
+                "NaN/Inf; not saving them. The last checkpoint is untouched."
+            )
         try:
             path = self.manager.save(int(self.step.numpy()))
         except (tf.errors.OpError, OSError) as e:
@@ -397,8 +441,13 @@ class Trainer:
             raise CheckpointWriteError(
                 f"step {int(self.step.numpy())}: writing the checkpoint to {self.ckpt_dir} failed "
                 f"({describe(e)}); "
-                + (f"the last checkpoint ({os.path.basename(latest)}) is intact. " if latest else "")
-                + "Free disk space (or fix the directory) and run the same command again.") from None
+                + (
+                    f"the last checkpoint ({os.path.basename(latest)}) is intact. "
+                    if latest
+                    else ""
+                )
+                + "Free disk space (or fix the directory) and run the same command again."
+            ) from None
         if not self.chief:  # Non-chief workers take part in the save, then drop their copy.
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return path
@@ -415,8 +464,15 @@ class Trainer:
         s = self.sample_input
         rng = np.random.default_rng(self.config.seed)
         z = rng.standard_normal([self.config.model.num_domains, self.config.model.latent_dim])
-        grid = render_grid(self.nets_ema, s["x_src"], s["y_src"], s["x_ref"], s["y_ref"],
-                           z.astype(np.float32), masks=self.nets_ema.masks(s["x_src"]))
+        grid = render_grid(
+            self.nets_ema,
+            s["x_src"],
+            s["y_src"],
+            s["x_ref"],
+            s["y_ref"],
+            z.astype(np.float32),
+            masks=self.nets_ema.masks(s["x_src"]),
+        )
         os.makedirs(self.samples_dir, exist_ok=True)
         path = os.path.join(self.samples_dir, f"{step:06d}.png")
         Image.fromarray(grid).save(path)
@@ -436,8 +492,11 @@ class Trainer:
         results = protocol.evaluate(self.nets_ema, self.eval_metrics, step=step)
         path = os.path.join(self.config.workdir, EVAL_SUBDIR, f"metrics_{step:06d}.json")
         protocol.write_results(results, path, self.writer, step)
-        logging.info("Evaluation at step %d: %s", step, ", ".join(
-            f"{k} {v:.4f}" for k, v in results.items() if k.endswith("/mean")))
+        logging.info(
+            "Evaluation at step %d: %s",
+            step,
+            ", ".join(f"{k} {v:.4f}" for k, v in results.items() if k.endswith("/mean")),
+        )
         return results
 
     def _log(self, step, metrics, images_per_second, step_time, start_step, started):
@@ -449,11 +508,27 @@ class Trainer:
             tf.summary.scalar("perf/seconds_per_step", step_time, step=step)
         done = step - start_step
         eta = (time.time() - started) / max(done, 1) * (c.total_iters - step)
-        main = " ".join(f"{k}={metrics[k]:.3f}" for k in
-                        ("D/latent/real", "D/latent/fake", "G/latent/adv", "G/latent/cyc",
-                         "G/ref/sty", "G/lambda_ds") if k in metrics)  # D only: warm-up
-        logging.info("step %d/%d | %.1f img/s | %.2f s/step | ETA %s | %s", step, c.total_iters,
-                     images_per_second, step_time, _duration(eta), main)
+        main = " ".join(
+            f"{k}={metrics[k]:.3f}"
+            for k in (
+                "D/latent/real",
+                "D/latent/fake",
+                "G/latent/adv",
+                "G/latent/cyc",
+                "G/ref/sty",
+                "G/lambda_ds",
+            )
+            if k in metrics
+        )  # D only: warm-up
+        logging.info(
+            "step %d/%d | %.1f img/s | %.2f s/step | ETA %s | %s",
+            step,
+            c.total_iters,
+            images_per_second,
+            step_time,
+            _duration(eta),
+            main,
+        )
 
     # The loop.
 
@@ -497,15 +572,26 @@ class Trainer:
                 if c.nan_policy == "stop":
                     raise NonFiniteLoss(self._non_finite_message(step, values, bad))
                 skipped += 1
-                logging.warning("step %d: non-finite %s; its updates were skipped "
-                                "(--nan_policy=skip, %d skipped so far).", step, bad[0], skipped)
+                logging.warning(
+                    "step %d: non-finite %s; its updates were skipped "
+                    "(--nan_policy=skip, %d skipped so far).",
+                    step,
+                    bad[0],
+                    skipped,
+                )
                 with self.writer.as_default():
                     tf.summary.scalar("train/skipped_steps", skipped, step=step)
             # Print and write summaries.
             if step % c.print_every == 0 or step == c.total_iters:
                 elapsed = time.time() - window_start
-                self._log(step, values, window_steps * self.global_batch / elapsed,
-                          elapsed / window_steps, start_step, started)
+                self._log(
+                    step,
+                    values,
+                    window_steps * self.global_batch / elapsed,
+                    elapsed / window_steps,
+                    start_step,
+                    started,
+                )
                 window_start, window_steps = time.time(), 0
             # Render the fixed sample grid.
             if step % c.sample_every == 0 or step == c.total_iters:
@@ -525,12 +611,17 @@ class Trainer:
 
     def _non_finite_message(self, step, values, bad):
         latest = tf.train.latest_checkpoint(self.ckpt_dir)
-        kept = f"the last checkpoint ({os.path.basename(latest)}) is untouched" if latest else (
-            "no checkpoint had been saved yet")
+        kept = (
+            f"the last checkpoint ({os.path.basename(latest)}) is untouched"
+            if latest
+            else ("no checkpoint had been saved yet")
+        )
         others = f" (and {', '.join(bad[1:4])}{', ...' if len(bad) > 4 else ''})" if bad[1:] else ""
-        return (f"step {step}: loss {bad[0]} is {values[bad[0]]}{others}; training stopped and "
-                f"nothing was saved after it, {kept}. Run again to resume from it (lower --lr, "
-                "or --nan_policy=skip to skip such updates).")
+        return (
+            f"step {step}: loss {bad[0]} is {values[bad[0]]}{others}; training stopped and "
+            f"nothing was saved after it, {kept}. Run again to resume from it (lower --lr, "
+            "or --nan_policy=skip to skip such updates)."
+        )
 
 
 def _duration(seconds):

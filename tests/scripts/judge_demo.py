@@ -25,7 +25,8 @@ import stargan_tf  # noqa: E402
 
 def main(data_dir, sources_per_domain, *runs):
     classifier = demo_classifier.train_classifier(
-        *demo_classifier.read_split(os.path.join(data_dir, "train")))
+        *demo_classifier.read_split(os.path.join(data_dir, "train"))
+    )
     x_val, y_val = demo_classifier.read_split(os.path.join(data_dir, "val"))
     result = {"classifier_val": demo_classifier.accuracy(classifier, x_val, y_val), "runs": []}
     for run in runs:
@@ -33,8 +34,9 @@ def main(data_dir, sources_per_domain, *runs):
         nets = stargan_tf.load_networks(workdir, step=int(step) if step else None)  # EMA
         judged = {"workdir": workdir, "step": int(step) if step else None}
         for guidance in ("latent", "reference"):
-            fakes, targets = demo_classifier.translations(nets, x_val, y_val, guidance,
-                                                          int(sources_per_domain))
+            fakes, targets = demo_classifier.translations(
+                nets, x_val, y_val, guidance, int(sources_per_domain)
+            )
             judged[guidance] = demo_classifier.accuracy(classifier, fakes, targets)
             judged["translations"] = len(fakes)
         result["runs"].append(judged)
