@@ -123,9 +123,6 @@ def _path_of(upload):
 
 def _input_components(gr, logic, examples, num_styles):
     """The left column: source, examples, domain, style mode, seed, ψ, reference, the button."""
-    from stargan_tf.inference.app_logic import MAX_STYLES
-
-    supports_psi = logic.translator.supports_psi
     c = {
         "source": gr.Image(
             label="Source image",
@@ -152,30 +149,7 @@ def _input_components(gr, logic, examples, num_styles):
         )
         c["mode"] = gr.Radio([LATENT, REFERENCE], value=LATENT, label="Style from", elem_id="mode")
     with gr.Group(visible=True) as c["latent_box"]:
-        with gr.Row(equal_height=True):
-            c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
-            c["new_style"] = gr.Button("New style", elem_id="new-style")
-        with gr.Row():
-            c["psi"] = gr.Slider(
-                0.0,
-                1.0,
-                value=1.0,
-                step=0.05,
-                interactive=supports_psi,
-                elem_id="psi",
-                label="ψ",
-                info="0: the domain's mean style; 1: the style as drawn"
-                + ("" if supports_psi else " (this model: 1 only)"),
-            )
-            c["styles_n"] = gr.Slider(
-                1,
-                MAX_STYLES,
-                value=num_styles,
-                step=1,
-                label="Styles in the row",
-                info="seed, seed + 1, ...",
-                elem_id="num-styles",
-            )
+        c.update(_latent_components(gr, logic, num_styles))
     with gr.Group(visible=False) as c["reference_box"]:
         c["reference"] = gr.Image(
             label="Reference image (of the target domain)",
@@ -186,6 +160,39 @@ def _input_components(gr, logic, examples, num_styles):
             height=240,
         )
     c["run"] = gr.Button("Translate", variant="primary", elem_id="translate")
+    return c
+
+
+def _latent_components(gr, logic, num_styles):
+    """The latent-guided style's controls: seed, "New style", ψ, the number of styles."""
+    from stargan_tf.inference.app_logic import MAX_STYLES
+
+    supports_psi = logic.translator.supports_psi
+    c = {}
+    with gr.Row(equal_height=True):
+        c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+        c["new_style"] = gr.Button("New style", elem_id="new-style")
+    with gr.Row():
+        c["psi"] = gr.Slider(
+            0.0,
+            1.0,
+            value=1.0,
+            step=0.05,
+            interactive=supports_psi,
+            elem_id="psi",
+            label="ψ",
+            info="0: the domain's mean style; 1: the style as drawn"
+            + ("" if supports_psi else " (this model: 1 only)"),
+        )
+        c["styles_n"] = gr.Slider(
+            1,
+            MAX_STYLES,
+            value=num_styles,
+            step=1,
+            label="Styles in the row",
+            info="seed, seed + 1, ...",
+            elem_id="num-styles",
+        )
     return c
 
 

@@ -111,34 +111,9 @@ def _init_lines(init):
     return out
 
 
-def card_text(meta, exported_from=None):
-    """The card of a model whose config.json holds `meta`, as Markdown.
-
-    Args:
-      meta: config.json's contents: "model", and "source" (converted) or "train" (trained).
-      exported_from: for an export, {"directory": ..., "step": ..., "ema": ...}; else None.
-    """
-    model = meta.get("model", {})
-    train = meta.get("train")
-    source = meta.get("source") or {}
-    official = _is_official(meta)
-    lines = [
-        "# Model card: StarGAN v2 (stargan_tf)",
-        "",
-        "StarGAN v2 (Choi et al., CVPR 2020) networks in TensorFlow 2 / Keras 3: a generator "
-        "that translates an image into any of the domains below, in many styles, guided by "
-        "a random latent code (mapping network) or by a reference image (style encoder). "
-        + (
-            "A TF Serving SavedModel (signatures: stargan_tf/inference/serving.py)."
-            if exported_from
-            else "Load it with `stargan_tf.load_networks(DIR)`."
-        ),
-        "",
-        *_model_rows(model),
-        "",
-        "## How it was made",
-        "",
-    ]
+def _how_made(meta, official, train, source, exported_from):
+    """The card's "How it was made" lines: converted, trained or saved; software; export."""
+    lines = []
     if official:
         step = source.get("step")
         lines.append(
@@ -182,7 +157,12 @@ def card_text(meta, exported_from=None):
                 else "the trained networks (the checkpoint holds no EMA copies)."
             ),
         ]
-    lines += ["", "## License", ""]
+    return lines
+
+
+def _license_lines(official, train):
+    """The license of the weights: the official terms, or set by whoever trained them."""
+    lines = []
     if official:
         lines.append(OFFICIAL_LICENSE)
     elif train:
@@ -205,6 +185,40 @@ def card_text(meta, exported_from=None):
             )
     else:
         lines.append("The terms of these weights are set by whoever made them.")
+    return lines
+
+
+def card_text(meta, exported_from=None):
+    """The card of a model whose config.json holds `meta`, as Markdown.
+
+    Args:
+      meta: config.json's contents: "model", and "source" (converted) or "train" (trained).
+      exported_from: for an export, {"directory": ..., "step": ..., "ema": ...}; else None.
+    """
+    model = meta.get("model", {})
+    train = meta.get("train")
+    source = meta.get("source") or {}
+    official = _is_official(meta)
+    lines = [
+        "# Model card: StarGAN v2 (stargan_tf)",
+        "",
+        "StarGAN v2 (Choi et al., CVPR 2020) networks in TensorFlow 2 / Keras 3: a generator "
+        "that translates an image into any of the domains below, in many styles, guided by "
+        "a random latent code (mapping network) or by a reference image (style encoder). "
+        + (
+            "A TF Serving SavedModel (signatures: stargan_tf/inference/serving.py)."
+            if exported_from
+            else "Load it with `stargan_tf.load_networks(DIR)`."
+        ),
+        "",
+        *_model_rows(model),
+        "",
+        "## How it was made",
+        "",
+    ]
+    lines += _how_made(meta, official, train, source, exported_from)
+    lines += ["", "## License", ""]
+    lines += _license_lines(official, train)
     lines += ["", CODE_LICENSE, ""]
     return "\n".join(lines)
 

@@ -244,37 +244,10 @@ def sample_input(source, img_size, batch_size, num_domains, sources_per_domain=2
     }
 
 
-def main(argv):
-    del argv  # Unused.
-    if FLAGS.workdir is None or FLAGS.train_data is None:
-        raise UserError("--train_data and --workdir are required (see --help).")
-    if FLAGS.img_size < 32 or FLAGS.img_size & (FLAGS.img_size - 1):
-        raise UserError(f"--img_size={FLAGS.img_size} is not a power of two >= 32 (e.g. 256, 512).")
-    if FLAGS.recipe:  # its flags are already in FLAGS (read as a --flagfile)
-        logging.info(
-            "Recipe %s: %s, overridden by the flags after it.",
-            FLAGS.recipe,
-            recipes.path(FLAGS.recipe),
-        )
-    from stargan_tf.data.pipeline import open_source
-
-    source = open_source(FLAGS.train_data)
-    val_source = open_source(FLAGS.val_data) if FLAGS.val_data else source
-    config = build_config(source)
-
+def make_dataset_fn(source, config):
+    """The trainer's input: `(input_context, start_step) -> per-replica dataset` of uint8 images
+    (normalised, and with augment_on=device augmented, in the step)."""
     from stargan_tf.data.pipeline import resolve_augment_on, train_dataset
-    import tensorflow as tf
-
-    from stargan_tf.training.preemption import PREEMPTED_EXIT_CODE, Preempted
-    from stargan_tf.training.trainer import (
-        CheckpointWriteError,
-        NonFiniteLoss,
-        Trainer,
-        configure_process,
-    )
-
-    strategy = make_strategy(FLAGS.cpu_devices)
-    logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
 
     augment_on = resolve_augment_on(config.augment_on)
     logging.info("Augmentation on the %s.", augment_on)
@@ -293,6 +266,40 @@ def main(argv):
             augment_on=augment_on,
         )
 
+    return dataset_fn
+
+
+def main(argv):
+    del argv  # Unused.
+    if FLAGS.workdir is None or FLAGS.train_data is None:
+        raise UserError("--train_data and --workdir are required (see --help).")
+    if FLAGS.img_size < 32 or FLAGS.img_size & (FLAGS.img_size - 1):
+        raise UserError(f"--img_size={FLAGS.img_size} is not a power of two >= 32 (e.g. 256, 512).")
+    if FLAGS.recipe:  # its flags are already in FLAGS (read as a --flagfile)
+        logging.info(
+            "Recipe %s: %s, overridden by the flags after it.",
+            FLAGS.recipe,
+            recipes.path(FLAGS.recipe),
+        )
+    from stargan_tf.data.pipeline import open_source
+
+    source = open_source(FLAGS.train_data)
+    val_source = open_source(FLAGS.val_data) if FLAGS.val_data else source
+    config = build_config(source)
+
+    import tensorflow as tf
+
+    from stargan_tf.training.preemption import PREEMPTED_EXIT_CODE, Preempted
+    from stargan_tf.training.trainer import (
+        CheckpointWriteError,
+        NonFiniteLoss,
+        Trainer,
+        configure_process,
+    )
+
+    strategy = make_strategy(FLAGS.cpu_devices)
+    logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
+    dataset_fn = make_dataset_fn(source, config)
     grid_input = sample_input(
         val_source, config.model.img_size, config.val_batch_size, config.model.num_domains
     )

@@ -127,20 +127,7 @@ class Trainer:
             else None
         )
         with strategy.scope():
-            # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
-            # bad --wing_path fails before the networks are built.
-            self.fan = convert_official_fan(config.wing_path) if config.model.w_hpf > 0 else None
-            self.nets = build_networks(config.model, fan=self.fan)
-            self.nets_ema = build_networks(config.model, discriminator=False, fan=self.fan)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.optimizers = {
-                "discriminator": self._optimizer(config.lr),
-                "generator": self._optimizer(config.lr),
-                "mapping_network": self._optimizer(config.f_lr),
-                "style_encoder": self._optimizer(config.lr),
-            }
-            for name, opt in self.optimizers.items():
-                opt.build(getattr(self.nets, name).trainable_variables)
+            self._build_networks()
         if self.init is not None and self.init.source is not None:
             self._apply_init()  # sets the EMA networks too
         else:
@@ -151,20 +138,7 @@ class Trainer:
         self.train_input = train_input
         self.iterator = None  # made in train(), once the step to resume from is known
         self.sample_input = sample_input
-        # The FAN is saved too: the workdir samples and exports without --wing_path.
-        fan_node = {"fan": fan_checkpoint(self.fan)} if self.fan is not None else {}
-        self.checkpoint = tf.train.Checkpoint(
-            **fan_node,
-            step=self.step,
-            nets=nets_checkpoint(self.nets),
-            nets_ema=nets_checkpoint(self.nets_ema),
-            optimizers=tf.train.Checkpoint(
-                **{
-                    name: self._optimizer_checkpoint(opt, getattr(self.nets, name))
-                    for name, opt in self.optimizers.items()
-                }
-            ),
-        )
+        self.checkpoint = self._make_checkpoint()
         directory = (
             self.ckpt_dir
             if self.chief
@@ -181,6 +155,41 @@ class Trainer:
         self.eval_metrics = None  # The FID and LPIPS networks, built at the first evaluation.
 
     # Set-up helpers.
+
+    def _build_networks(self):
+        """The networks, their EMA copies, the step and the optimizers (in the strategy's scope)."""
+        config = self.config
+        # The frozen FAN makes the high-pass masks of faces (w_hpf > 0); read first, so that a
+        # bad --wing_path fails before the networks are built.
+        self.fan = convert_official_fan(config.wing_path) if config.model.w_hpf > 0 else None
+        self.nets = build_networks(config.model, fan=self.fan)
+        self.nets_ema = build_networks(config.model, discriminator=False, fan=self.fan)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.optimizers = {
+            "discriminator": self._optimizer(config.lr),
+            "generator": self._optimizer(config.lr),
+            "mapping_network": self._optimizer(config.f_lr),
+            "style_encoder": self._optimizer(config.lr),
+        }
+        for name, opt in self.optimizers.items():
+            opt.build(getattr(self.nets, name).trainable_variables)
+
+    def _make_checkpoint(self):
+        """What a training checkpoint holds: step, networks, EMA networks, optimizers (and the
+        FAN: the workdir samples and exports without --wing_path)."""
+        fan_node = {"fan": fan_checkpoint(self.fan)} if self.fan is not None else {}
+        return tf.train.Checkpoint(
+            **fan_node,
+            step=self.step,
+            nets=nets_checkpoint(self.nets),
+            nets_ema=nets_checkpoint(self.nets_ema),
+            optimizers=tf.train.Checkpoint(
+                **{
+                    name: self._optimizer_checkpoint(opt, getattr(self.nets, name))
+                    for name, opt in self.optimizers.items()
+                }
+            ),
+        )
 
     def _optimizer(self, lr):
         c = self.config
