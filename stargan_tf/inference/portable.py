@@ -193,20 +193,12 @@ def _write_onnx(networks, out_dir):
 
 
 def _write_litert(networks, out_dir):
-    import keras
+    from stargan_tf.inference import serving
 
     with tempfile.TemporaryDirectory() as tmp:
         # One SavedModel with a signature per path (Keras variables need ExportArchive's
         # tracking), converted into one LiteRT model that keeps the signatures.
-        archive = keras.export.ExportArchive()
-        for net in (
-            networks.generator,
-            networks.mapping_network,
-            networks.style_encoder,
-            networks.fan,
-        ):
-            if net is not None:
-                archive.track(net)
+        archive = serving.export_archive(networks)
         for name, (fn, inputs, _) in path_functions(networks).items():
             archive.add_endpoint(name, fn, input_signature=inputs)
         saved_model = os.path.join(tmp, "saved_model")

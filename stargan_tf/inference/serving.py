@@ -305,6 +305,16 @@ class ServingFunctions:
         }
 
 
+def export_archive(networks):
+    """A Keras ExportArchive tracking the inference networks (G, F, E and the FAN when there):
+    the SavedModel's and the LiteRT conversion's start."""
+    archive = keras.export.ExportArchive()
+    for net in (networks.generator, networks.mapping_network, networks.style_encoder, networks.fan):
+        if net is not None:
+            archive.track(net)
+    return archive
+
+
 def write_saved_model(networks, path, image_format="png", mean_styles=None):
     """Writes the networks as a SavedModel with the signatures of the module docstring.
 
@@ -328,15 +338,7 @@ def write_saved_model(networks, path, image_format="png", mean_styles=None):
             ),
             default_value=-1,
         )  # fmt: skip
-        archive = keras.export.ExportArchive()
-        for net in (
-            networks.generator,
-            networks.mapping_network,
-            networks.style_encoder,
-            networks.fan,
-        ):
-            if net is not None:
-                archive.track(net)
+        archive = export_archive(networks)
         archive.track(table)
         if mean_styles is None:
             mean_styles = mean_style.mean_styles(networks)
