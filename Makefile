@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stargan_tf-installed
 
-.PHONY: test test-slow test-demo test-faults test-all durations demo install clean lint format
+.PHONY: test test-slow test-demo test-faults test-exports test-all durations demo install clean lint format
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ format: $(STAMP)
 # longest first, by the durations of the last run (pytest's cache, else tests/durations.json).
 TEST_WORKERS ?= 2
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-NAMED = demo_accuracy or faults or packaging or slow
+NAMED = demo_accuracy or faults or packaging or slow or exports
 test: $(STAMP)
 	$(PY) -m pytest -q -rfEP --durations=15 $(XDIST) -m "not ($(NAMED))" tests
 
@@ -63,8 +63,14 @@ test-demo: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -rA $(XDIST) -m slow tests
 
+# ONNX and LiteRT exports of a face model (FAN masks inside) and a modconv model against the Keras
+# networks (~10 minutes: each conversion takes minutes on 2 cores); make test runs the converted
+# official fixture's.
+test-exports: $(STAMP)
+	$(PY) -m pytest -q -rA $(XDIST) -m exports tests/test_portable_export.py
+
 # Every check: make test and every named target.
-test-all: test test-slow test-demo test-faults test-packaging
+test-all: test test-slow test-demo test-faults test-packaging test-exports
 
 # tests/durations.json from the last run's recorded durations (run `make test` first): the
 # order in which a fresh clone's `make test` hands out the test files.

@@ -178,7 +178,7 @@ SLOW = ("face", "modconv")
 @pytest.fixture(
     scope="module",
     params=[
-        pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+        pytest.param(name, marks=pytest.mark.exports) if name in SLOW else name
         for name in sorted(MODELS)
     ],
 )

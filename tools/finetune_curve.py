@@ -48,6 +48,8 @@ COMMON = [
 RUNS = {
     "base": ("data2", []),
     "scratch": ("data3", []),
+    # A base twice as long: the 1,600-iteration base draws circles badly (26% at its end).
+    "base3200": ("data2", ["--total_iters=3200"]),
 }
 # Fine-tuning variants: (source, flags after the config's, --init_from and --init_domain_map).
 # Sources: "base" (the workdir: trained networks, D, EMA) or "base_ema" (its EMA networks only,
@@ -58,6 +60,8 @@ FINETUNE_VARIANTS = {
     "ft_ema_warm100": ("base_ema", ["--total_iters=800", "--d_warmup_iters=100"]),
     "ft_opt": ("base", ["--total_iters=500", "--init_optimizer"]),
     "ft_lr1e-3": ("base", ["--total_iters=800", "--lr=1e-3", "--f_lr=1e-4"]),
+    "ft3200": ("base3200", ["--total_iters=800"]),
+    "ft3200_lr1e-3": ("base3200", ["--total_iters=800", "--lr=1e-3", "--f_lr=1e-4"]),
 }
 
 
