@@ -40,6 +40,24 @@ GFE = ("generator", "mapping_network", "style_encoder")
 HEAD = re.compile(r"^(mapping_network|style_encoder)/unshared\.(\d+)\.(.*)$")
 
 
+@pytest.fixture(autouse=True)
+def absl_info_reaches_caplog():
+    """The trainer logs through absl: its logger at INFO and propagating to the root logger
+    (where caplog listens), whatever tests that ran earlier in this process set."""
+    from absl import logging as absl_logging
+
+    logger = logging.getLogger("absl")
+    # (A library's logging.config.dictConfig may also have disabled existing loggers.)
+    saved = (absl_logging.get_verbosity(), logger.level, logger.propagate, logger.disabled)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logger.setLevel(logging.INFO)
+    logger.propagate, logger.disabled = True, False
+    yield
+    absl_logging.set_verbosity(saved[0])
+    logger.setLevel(saved[1])
+    logger.propagate, logger.disabled = saved[2], saved[3]
+
+
 def batches(model, seed=0, batch_size=2):
     """Random training batches for `model` (images in [-1, 1], labels, latent codes)."""
     rng = np.random.default_rng(seed)

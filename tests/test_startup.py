@@ -44,14 +44,14 @@ def test_console_scripts_name_a_run_function_of_their_module():
             "evaluate",
             "align",
             "demo",
+            "app",
         ]
     )
     for script, target in scripts.items():
         module, function = target.split(":")
         assert function == "run", target
-        # `stargan-tf-X` is `python -m stargan_tf.X` (the README's rule), except the demo's.
-        if script != "stargan-tf-demo":
-            assert module == "stargan_tf." + script[len("stargan-tf-") :].replace("-", "_")
+        # `stargan-tf-X` is `python -m stargan_tf.X` (the README's rule).
+        assert module == "stargan_tf." + script[len("stargan-tf-") :].replace("-", "_")
         # Each in its own process: the tools define flags of the same names.
         status, _, stderr = run_code(f"import {module} as m; assert callable(m.{function})")
         assert status == 0, stderr[-2000:]

@@ -24,11 +24,12 @@ def avg_pool2x(x):
 
 def upsample_nearest2x(x):
     # Exact nearest-neighbour x2, as PyTorch's F.interpolate(scale_factor=2, mode="nearest").
-    # Tile and reshape rather than tf.repeat: the result keeps its static H and W (tf.repeat's
-    # loses H), which the LiteRT converter needs to lower the convolutions that follow.
-    h, w, c = (x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in (1, 2, 3))
-    x = tf.tile(x[:, :, None, :, None, :], [1, 1, 2, 1, 2, 1])  # [N, H, 2, W, 2, C]
-    return tf.reshape(x, [-1, 2 * h, 2 * w, c])  # [N, 2H, 2W, C]
+    y = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # [N, 2H, 2W, C]
+    # tf.repeat loses the static H in a traced graph; the LiteRT converter needs it to lower the
+    # convolutions that follow. (Restored without a new op: the values, and their gradients'
+    # summation order, stay those of every checkpoint and measured run before.)
+    y.set_shape([x.shape[0], *(None if d is None else 2 * d for d in x.shape[1:3]), x.shape[3]])
+    return y
 
 
 def conv_weights(prefix, conv):
