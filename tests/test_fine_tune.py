@@ -331,6 +331,7 @@ def test_a_restart_resumes_without_loading_again(source_run, tmp_path, caplog):
     # The source goes away: a restart must not need it.
     shutil.rmtree(source)
     caplog.set_level(logging.INFO)
+    caplog.clear()  # the restart's logs only
     # total_iters=1: the restart finds its step done (it restores, rewrites config.json and the
     # card, and has nothing to train).
     trainer = make_trainer(model, tmp_path / "ft", total_iters=1, **init)
