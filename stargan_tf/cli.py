@@ -13,6 +13,10 @@ from absl import app, flags
 from stargan_tf.config import MODEL_FIELDS
 from stargan_tf.errors import UserError
 
+# The flag groups below are defined here on behalf of the tools: absl attributes them to the tool
+# that calls the define_* function, so that they are its key flags and its --help lists them.
+flags.disclaim_key_flags()
+
 USAGE_ERROR = 2  # The Unix convention for "bad command line / bad input".
 RUN_FAILED = 1  # The run itself failed (e.g. training diverged): not a usage error.
 
