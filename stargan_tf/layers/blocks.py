@@ -26,10 +26,10 @@ def upsample_nearest2x(x):
     # Exact nearest-neighbour x2, as PyTorch's F.interpolate(scale_factor=2, mode="nearest").
     y = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # [N, 2H, 2W, C]
     # tf.repeat loses the static H in a traced graph; the LiteRT converter needs it to lower the
-    # convolutions that follow. (Restored without a new op: the values, and their gradients'
-    # summation order, stay those of every checkpoint and measured run before.)
-    y.set_shape([x.shape[0], *(None if d is None else 2 * d for d in x.shape[1:3]), x.shape[3]])
-    return y
+    # convolutions that follow, so a reshape states it. (A reshape leaves the values and their
+    # gradients as tf.repeat makes them: the deterministic runs measured before stay the same.)
+    h, w, c = (x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in (1, 2, 3))
+    return tf.reshape(y, [-1, 2 * h, 2 * w, c])
 
 
 def conv_weights(prefix, conv):
