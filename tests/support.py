@@ -26,6 +26,19 @@ TINY = ModelConfig(
 )
 
 
+# The command-line flags of TINY (the domains come from the data) and a small batch.
+TINY_FLAGS = [
+    f"--img_size={TINY.img_size}",
+    f"--dim_in={TINY.dim_in}",
+    f"--max_conv_dim={TINY.max_conv_dim}",
+    f"--style_dim={TINY.style_dim}",
+    f"--latent_dim={TINY.latent_dim}",
+    f"--w_hpf={TINY.w_hpf:g}",
+    "--batch_size=2",
+    "--val_batch_size=8",
+]
+
+
 def tiny(**changes):
     """TINY with some fields changed; another num_domains gets default names unless given."""
     if "num_domains" in changes and "domain_names" not in changes:

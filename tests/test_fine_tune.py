@@ -19,6 +19,7 @@ import tensorflow as tf
 import stargan_tf
 from stargan_tf import model_card
 from cli_helpers import assert_usage_error, run_module
+from support import TINY_FLAGS
 from stargan_tf.config import ModelConfig
 from stargan_tf.errors import UserError
 from stargan_tf.training.config import TrainConfig
@@ -26,16 +27,6 @@ from stargan_tf.training.init_from import parse_domain_map, resolve_domains
 from stargan_tf.training.trainer import Trainer
 
 TINY = dict(img_size=32, style_dim=8, latent_dim=4, max_conv_dim=16, dim_in=8, w_hpf=0)
-TINY_FLAGS = [
-    "--img_size=32",
-    "--dim_in=8",
-    "--max_conv_dim=16",
-    "--style_dim=8",
-    "--latent_dim=4",
-    "--w_hpf=0",
-    "--batch_size=2",
-    "--val_batch_size=8",
-]
 GFE = ("generator", "mapping_network", "style_encoder")
 HEAD = re.compile(r"^(mapping_network|style_encoder)/unshared\.(\d+)\.(.*)$")
 

@@ -12,21 +12,10 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_module
-from support import REPO
+from support import REPO, TINY_FLAGS
 from stargan_tf.training.config import TrainConfig
 
-TINY = [
-    "--img_size=32",
-    "--dim_in=8",
-    "--max_conv_dim=16",
-    "--style_dim=8",
-    "--latent_dim=4",
-    "--w_hpf=0",
-    "--batch_size=2",
-    "--val_batch_size=8",
-    "--lambda_ds=2",
-    "--ds_iter=10",
-]
+TINY = [*TINY_FLAGS, "--lambda_ds=2", "--ds_iter=10"]
 
 
 def run_train(*flags, timeout=600):
