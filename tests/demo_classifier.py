@@ -104,8 +104,9 @@ def accuracy(model, x, y):
     return float(np.mean(predict(model, x) == np.asarray(y)))
 
 
-def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0):
-    """Every source translated into every other domain: (fakes, targets).
+def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0, with_sources=False):
+    """Every source translated into every other domain: (fakes, targets), and with
+    `with_sources` the source images' domains as a third array.
 
     The first `sources_per_domain` val images of each domain are the sources; latent-guided
     styles come from N(0, I) codes, reference-guided ones from val images of the target domain
@@ -116,7 +117,7 @@ def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0):
     sources = np.concatenate(
         [np.flatnonzero(y_val == d)[:sources_per_domain] for d in range(num_domains)]
     )  # [K]
-    fakes, targets = [], []
+    fakes, targets, origins = [], [], []
     for trg in range(num_domains):
         src = sources[y_val[sources] != trg]
         x_src = x_val[src]  # [n, S, S, 3]
@@ -129,4 +130,7 @@ def translations(nets, x_val, y_val, guidance, sources_per_domain, seed=0):
             s = nets.style_encoder(x_val[rng.choice(pool, len(src))], y_trg)
         fakes.append(nets.generator(x_src, s).numpy())
         targets.append(y_trg)
+        origins.append(y_val[src])
+    if with_sources:
+        return np.concatenate(fakes), np.concatenate(targets), np.concatenate(origins)
     return np.concatenate(fakes), np.concatenate(targets)
