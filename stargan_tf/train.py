@@ -172,7 +172,10 @@ flags.DEFINE_integer(
 
 
 def make_strategy(cpu_devices):
-    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, else MirroredStrategy."""
+    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, MirroredStrategy over several
+    GPUs or --cpu_devices, else TensorFlow's default strategy (one device: a MirroredStrategy of
+    one replica only adds mirrored variables and an all-reduce to each step; with the input
+    threads of `data.pipeline.input_threads`, ~9% of a 32 px iteration on 2 cores)."""
     import tensorflow as tf
 
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
@@ -185,7 +188,9 @@ def make_strategy(cpu_devices):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_devices:
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)])
-    return tf.distribute.MirroredStrategy()  # All GPUs, or the CPU alone.
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()  # every GPU
+    return tf.distribute.get_strategy()  # the one GPU, or the CPU
 
 
 def build_config(source):
