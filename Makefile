@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stargan_tf-installed
 
-.PHONY: test test-slow test-demo test-faults test-exports test-all durations demo install clean lint format
+.PHONY: test test-train test-slow test-demo test-faults test-exports test-all durations demo install clean lint format
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format $(LINTED)
 
 # make test: the suite (at most 12 minutes on the idle 2-core CI machine), without the longer
-# checks of the named targets below (markers demo_accuracy, faults, packaging, slow). -rfEP: what the
+# checks of the named targets below (markers demo_accuracy, faults, packaging, slow, exports,
+# training). -rfEP: what the
 # passing tests printed too (measured margins, parity errors) after the failures and errors.
 # Two pytest workers (pytest-xdist), a test file each at a time: many tests wait on subprocesses
 # and TensorFlow start-up, so two share the 2-core CI machine well. TEST_WORKERS=0: one process.
@@ -37,9 +38,16 @@ format: $(STAMP)
 # longest first, by the durations of the last run (pytest's cache, else tests/durations.json).
 TEST_WORKERS ?= 2
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-NAMED = demo_accuracy or faults or packaging or slow or exports
+NAMED = demo_accuracy or faults or packaging or slow or exports or training
 test: $(STAMP)
 	$(PY) -m pytest -q -rfEP --durations=15 $(XDIST) -m "not ($(NAMED))" tests
+
+# End-to-end training runs (~9 minutes; CI runs it after make test): the demo's first 800
+# iterations judged by the shape classifier, fine-tuning from a workdir and from converted
+# official files, 2 replicas and a localhost cluster against one device and exact resume,
+# SIGTERM and a NaN mid-run, a face model's training step, train-then-resume from the CLI.
+test-train: $(STAMP)
+	$(PY) -m pytest -q -rfEP --durations=10 $(XDIST) -m training tests
 
 # Fault injection in full (~12 minutes): 10 kill -9 trials at random times, a damaged latest
 # checkpoint, a full disk, and SIGTERM to one worker of a localhost cluster.
@@ -70,7 +78,7 @@ test-exports: $(STAMP)
 	$(PY) -m pytest -q -rA $(XDIST) -m exports tests/test_portable_export.py
 
 # Every check: make test and every named target.
-test-all: test test-slow test-demo test-faults test-packaging test-exports
+test-all: test test-train test-slow test-demo test-faults test-packaging test-exports
 
 # tests/durations.json from the last run's recorded durations (run `make test` first): the
 # order in which a fresh clone's `make test` hands out the test files.

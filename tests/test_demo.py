@@ -7,9 +7,9 @@ check below gives the same numbers, and the same verdict, every time on one comm
 trained on the demo's own labels (tests/demo_classifier.py) judges translated validation images:
 does the translation show the *target* shape?
 
-- `make test` (the quick learning check): the config for QUICK_ITERS iterations; the classifier
-  must see the target shape in at least QUICK_MIN_ACCURACY of the translations, latent- and
-  reference-guided (see QUICK_ITERS for the measured numbers and margins).
+- `make test-train` (the quick learning check): the config for QUICK_ITERS iterations; the
+  classifier must see the target shape in at least QUICK_MIN_ACCURACY of the translations, latent-
+  and reference-guided (see QUICK_ITERS for the measured numbers and margins).
 - `make test-demo` (marker demo_accuracy): the whole config (1,600 iterations, ~5 minutes on an
   idle 2-core CPU), with the AdaIN decoder and with --decoder=modconv; at least 70% of the
   translations must show the target shape. Measured (seed 777, deterministic, latent/reference-
@@ -37,7 +37,7 @@ JUDGE = REPO / "tests" / "scripts" / "judge_demo.py"
 # machine (0.17 s per iteration), ~10 beside the other pytest worker; 45 minutes is 9x the idle
 # time, for a machine shared with other work.
 TRAIN_TIMEOUT = 45 * 60
-# The quick learning check of `make test`: the first QUICK_ITERS iterations of the config (the
+# The quick learning check of `make test-train`: the first QUICK_ITERS iterations of the config (the
 # same iterations as the whole run's: the schedule depends on total_iters nowhere). Measured with
 # --deterministic, seed 777, AdaIN (latent / reference-guided, 192 translations each; the
 # numbers repeat exactly): 22/29% at 200 iterations, 16/9% at 400, 29/32% at 600 (the shape
@@ -273,7 +273,7 @@ def test_config_is_a_valid_flagfile():
     assert int(flags["total_iters"]) % int(flags["sample_every"]) == 0  # a grid at the end
 
 
-# The demo training runs: the quick one (make test), the whole config (make test-demo).
+# The demo training runs: the quick one (make test-train), the whole config (make test-demo).
 
 # What a demo run leaves: its workdir, and what the CLI logged (stderr).
 DemoRun = collections.namedtuple("DemoRun", ["workdir", "log", "total_iters"])
@@ -361,6 +361,7 @@ def demo_judged(demo_data, demo_run):
     return judge(demo_data, demo_run)
 
 
+@pytest.mark.training
 def test_classifier_knows_the_shapes(quick_judged):
     accuracy, _ = quick_judged
     print(f"\ndemo classifier: {accuracy:.1%} on the val split")
@@ -395,6 +396,7 @@ def _check_progress_grid_and_model(run):
     assert nets.config.domain_names == demo.DOMAINS and nets.config.img_size == 32
 
 
+@pytest.mark.training
 def test_quick_run_logs_progress_and_leaves_a_grid_and_the_model(quick_run):
     _check_progress_grid_and_model(quick_run)
 
@@ -413,6 +415,7 @@ def _report(run, judged, threshold):
         )
 
 
+@pytest.mark.training
 def test_quick_run_translates_into_the_target_shape(quick_run, quick_judged):
     _, judged = quick_judged
     _report(quick_run, judged, QUICK_MIN_ACCURACY)

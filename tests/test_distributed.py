@@ -350,6 +350,7 @@ def checkpoint_weights(workdir, step):
 # 1. Mirrored == single device.
 
 
+@pytest.mark.training
 def test_mirrored_two_replicas_equals_one_device(mirrored_and_single):
     m, s = mirrored_and_single["mirrored"], mirrored_and_single["single"]
     # The two replicas are real: two of them, each fed its half of the same global batch.
@@ -386,6 +387,7 @@ def test_mirrored_two_replicas_equals_one_device(mirrored_and_single):
 # 2. MultiWorkerMirroredStrategy on localhost.
 
 
+@pytest.mark.training
 def test_multi_worker_mirrored_on_localhost(tmp, init_dir, mirrored_and_single):
     workdir = tmp / "multi_worker"
     ports = [free_port(), free_port()]
@@ -451,6 +453,7 @@ def test_multi_worker_mirrored_on_localhost(tmp, init_dir, mirrored_and_single):
 # 3. Exact resume.
 
 
+@pytest.mark.training
 def test_resume_is_exact(resume_runs):
     r6, r3, rr = resume_runs["full"], resume_runs["first"], resume_runs["resumed"]
     assert r6["steps_run"] == list(range(6)) and r3["steps_run"] == [0, 1, 2]
@@ -477,6 +480,7 @@ def test_resume_is_exact(resume_runs):
 # 4. A config mismatch on resume is refused.
 
 
+@pytest.mark.training
 def test_resume_with_another_lr_is_refused(resume_runs):
     result = resume_runs["mismatch"]
     error = result.get("error")
@@ -523,6 +527,7 @@ def read_events(logs):
     return len(event_files), scalars, images
 
 
+@pytest.mark.training
 def test_tensorboard_scalars_and_sample_grid(resume_runs):
     """The logs of the single-device run: steps 1-3, then 4-6 after the resume."""
     import tensorflow as tf

@@ -51,6 +51,7 @@ def fan(wing_path):
     return stargan_tf.convert_official_fan(str(wing_path))
 
 
+@pytest.mark.training
 def test_training_computes_the_masks_of_x_real_and_of_the_fakes(wing_path, fan, tmp_path):
     # A tiny 64 px generator: its high-pass path runs at 32 and 64 px. One iteration; the losses
     # the step reports that are computed at the initial weights (D latent; G latent's style,

@@ -1,7 +1,8 @@
 """Fault injection on real training runs: kill -9 at random times, SIGTERM, NaN losses, a damaged
 latest checkpoint, two runs on one workdir.
 
-`make test` runs the quicker ones (SIGTERM, NaN, bad shards and images, the saver's ordering);
+`make test` runs the quickest (bad shards and images, the saver's ordering), `make test-train` the
+SIGTERM and NaN runs;
 the tests marked `faults` (kill -9 trials, a damaged latest checkpoint, a full disk: 7 training
 processes or more each) run in `make test-faults`, with 10 kill -9 trials (STARGAN_KILL_TRIALS,
 default 3).
@@ -125,6 +126,7 @@ def test_kill_9_at_random_times_then_resume(split, tmp_path):
     assert not [n for n in os.listdir(ckpt) if "_temp" in n]
 
 
+@pytest.mark.training
 def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
     work = tmp_path / "run"
     flags = ["--save_every=1000", "--sample_every=1000", "--total_iters=1000"]
@@ -166,6 +168,7 @@ def test_sigterm_saves_the_step_in_flight_and_exits_42(split, tmp_path):
     assert f"step {stopped + 1}/{stopped + 1}" in again.text()
 
 
+@pytest.mark.training
 def test_nan_loss_stops_with_the_term_and_step(split, tmp_path):
     work = tmp_path / "run"
     run = Run(

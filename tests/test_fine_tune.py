@@ -252,6 +252,7 @@ def test_bad_domain_maps_are_one_line(text, data, model, fragments):
 # Loading everything, by domain.
 
 
+@pytest.mark.training
 def test_init_from_a_workdir_loads_everything_by_domain(source_run, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     new_names = ("cat", "tabby", "wild", "zebra")
@@ -311,6 +312,7 @@ def test_init_from_a_workdir_loads_everything_by_domain(source_run, tmp_path, ca
     assert f"Started from `{source_run['workdir']}` (a training run, ckpt-2, step 2)" in card
 
 
+@pytest.mark.training
 def test_a_restart_resumes_without_loading_again(source_run, tmp_path, caplog):
     model = ModelConfig(**TINY, num_domains=2, domain_names=("cat", "tabby"))
     source = tmp_path / "source"
@@ -395,6 +397,7 @@ def test_a_converted_nets_ckpt_starts_with_its_discriminator(
     assert "copies of the trained ones (it holds no EMA networks)" in caplog.text
 
 
+@pytest.mark.training
 def test_a_converted_nets_ema_ckpt_starts_d_fresh_and_warms_it_up(converted, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     source = stargan_tf.load_networks(str(converted["nets_ema"]))
@@ -478,6 +481,7 @@ def train_cli(split, workdir, *flags):
     )
 
 
+@pytest.mark.training
 def test_cli_fine_tunes_an_ema_only_model(split, sources, tmp_path):
     # The data: disc and square; the model: disc and ring. square starts from ring's heads.
     work = tmp_path / "ft"

@@ -8,6 +8,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import stargan_tf
@@ -22,6 +23,7 @@ def run_train(*flags, timeout=600):
     return run_module("stargan_tf.train", *flags, timeout=timeout)
 
 
+@pytest.mark.training
 def test_train_then_resume(split, tmp_path):
     work = tmp_path / "run"
     common = [

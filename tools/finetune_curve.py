@@ -315,9 +315,7 @@ def report(out, names):
             j = judged[n].get(step)
             kept = None if j is None else old_kept(j)
             cells.append(
-                "-"
-                if j is None
-                else f"{'-' if kept is None else f'{kept:.0%}'}, {old_all(j):.0%}"
+                "-" if j is None else f"{'-' if kept is None else f'{kept:.0%}'}, {old_all(j):.0%}"
             )
         table.append(f"{step} | " + " | ".join(cells))
     return "\n".join(lines + [""] + table)
