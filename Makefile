@@ -57,11 +57,11 @@ test-faults: $(STAMP)
 	STARGAN_KILL_TRIALS=10 $(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist load -m faults \
 		tests/test_faults.py tests/test_distributed.py
 
-# The demo's acceptance check for both decoders (~12 minutes): trains configs/demo.cfg in full,
-# deterministically, with adain and with modconv (~5 minutes each on an idle 2-core machine),
+# The demo's acceptance check (~17 minutes): trains configs/demo.cfg in full, deterministically,
+# with adain, with modconv and with adain in bf16 (~5 minutes each on an idle 2-core machine),
 # then a classifier of the demo's shapes must see the target shape in >= 70% of the
-# translations. One decoder: make test-demo DEMO_TESTS="-k adain".
-# Two workers, a decoder each (xdist groups): the two runs go side by side, a core each.
+# translations. One run: make test-demo DEMO_TESTS="-k adain" (or modconv, bf16).
+# Two workers, a run each at a time (xdist groups): two runs go side by side, a core each.
 test-demo: $(STAMP)
 	$(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist loadgroup -m demo_accuracy tests/test_demo.py \
 		$(DEMO_TESTS)
