@@ -41,16 +41,17 @@ GFE = ("generator", "mapping_network", "style_encoder")
 STEPS = {"discriminator": 2, "generator": 2, "mapping_network": 1, "style_encoder": 1}
 # A move is compared to 2% of the learning rate (2e-6 for lr 1e-4) plus float32 rounding.
 MOVE_RTOL = 0.02
-# Gradients, per tensor: |applied - ours| / |ours|. Measured: D 1.4e-6 on one machine, 3.1e-4 on
-# another of the same kind (the trainer's tf.function graph and the test's eager ops round
-# differently: oneDNN picks kernels by CPU); G/F/E up to 2.6e-3 (the G losses' float32 gradients
-# agree with PyTorch's only to ~6e-4, see test_losses, and ours differ by up to 1.3e-3 between
-# eager and tf.function at the same weights).
+# Gradients, per tensor: |applied - ours| / |ours|; the trainer's tf.function graph and the test's
+# eager ops round differently, and round-off in the fakes flips LeakyReLU units (the G losses'
+# float32 gradients agree with PyTorch's only to ~6e-4, see test_losses). Worst over the trainer's
+# kernels (oneDNN's default AVX-512 ones, limited to AVX2 or SSE4.1, oneDNN off; 4 processes,
+# 2026-12-04): D 1.3e-3, G 3.0e-3, F 1.7e-3, E 4.1e-3. Limits 3x the worst (the earlier 1e-3 for
+# D failed with oneDNN off and with SSE4.1 kernels).
 GRAD_RTOL = {
-    "discriminator": 1e-3,
-    "generator": 5e-3,
-    "mapping_network": 5e-3,
-    "style_encoder": 5e-3,
+    "discriminator": 4e-3,
+    "generator": 9e-3,
+    "mapping_network": 5.1e-3,
+    "style_encoder": 1.2e-2,
 }
 GRAD_ATOL = 1e-5  # |applied - ours| where |ours| <= 1e-4 (gradients that are 0 but for round-off)
 F32_EPS = float(np.finfo(np.float32).eps)
@@ -143,8 +144,9 @@ def branch(nets, d, name, lambda_ds=1.0):
     )
 
 
-def expected_iteration(nets, d, lambda_ds=1.0):
-    """The official iteration on `nets` (modified in place), independent of the trainer.
+def expected_iteration(nets, d, lambda_ds=1.0, skip=()):
+    """The official iteration on `nets` (modified in place), independent of the trainer; the
+    branches named in `skip` left out (a deliberate mistake).
 
     Returns (initial, trained, ema, optimizers): the weights {key: array} before and after, the
     EMA weights, and the TorchAdam of each network."""
@@ -159,13 +161,18 @@ def expected_iteration(nets, d, lambda_ds=1.0):
             raw = {k: grads[k] - WD * params[k].astype(np.float64) for k in params}
             assign(variables, adam[name].step(params, raw))
 
-    # (a) D, latent branch; (b) D, reference branch, at the updated D.
-    step(("discriminator",), branch(nets, d, "d_lat"))
-    step(("discriminator",), branch(nets, d, "d_ref"))
-    # (c) G latent: G, F and E, each by its own optimizer, from one gradient at the updated D.
-    step(GFE, branch(nets, d, "g_lat", lambda_ds))
-    # (d) G reference: G alone, at the updated G, F, E.
-    step(("generator",), branch(nets, d, "g_ref", lambda_ds))
+    # (a) D, latent branch; (b) D, reference branch, at the updated D; (c) G latent: G, F and E,
+    # each by its own optimizer, from one gradient at the updated D; (d) G reference: G alone, at
+    # the updated G, F, E.
+    stages = (
+        ("d_lat", ("discriminator",)),
+        ("d_ref", ("discriminator",)),
+        ("g_lat", GFE),
+        ("g_ref", ("generator",)),
+    )
+    for stage, names in stages:
+        if stage not in skip:
+            step(names, branch(nets, d, stage, lambda_ds))
     trained = values(variables)
     # (e) EMA from the initial weights: torch.lerp(param, ema, beta) = p + beta * (ema - p).
     ema = {
@@ -423,56 +430,81 @@ def test_step_and_optimizer_iterations(run):
     }
 
 
-def test_end_to_end_against_an_independent_iteration(run, ours):
-    """The trainer's weights against an iteration computed without looking at the trainer.
+# End to end, |trainer - ours| / |our move| per network (weights and EMA), worst over the
+# trainer's kernels: oneDNN's default (AVX-512) ones, limited to AVX2 or SSE4.1
+# (ONEDNN_MAX_CPU_ISA), oneDNN off (TF_ENABLE_ONEDNN_OPTS=0), one intra-op thread; 5 processes,
+# 2026-12-04: G 0.209, F 0.090, E 0.016, D 0.019 (with the default kernels G 0.047, F 0.006).
+# Limits 3x the worst. Not a count of weights beyond some fraction of lr: Adam's first step moves
+# a weight by ~lr * sign(g'), so each gradient within round-off of 0 (LeakyReLU units that
+# round-off flips, the L1 terms' signs) moves it up to 2 lr the other way, and those counts ran
+# from 7 to 63,447 of D's 1.05M weights over the same kernels (the limits before these
+# measurements, 0.15 for G and 0.03 for the others, failed under AVX2 kernels and oneDNN off).
+MOVE_ERR_LIMIT = {
+    "generator": 0.63,
+    "mapping_network": 0.27,
+    "style_encoder": 0.05,
+    "discriminator": 0.06,
+}
 
-    Not an element-wise allclose on every weight: Adam's first step moves each weight by about
-    lr * sign(g'), so a weight whose gradient is within round-off of 0 may move either way (up to
-    2 lr apart), and the G losses (L1 terms) pass such differences on to the later gradients. Our
-    own reference computed with float32 instead of float64 Adam arithmetic (one ulp apart)
-    differs from itself by up to 2.7 lr on ~1,800 generator weights, and tf.function changes the
-    G gradients by ~1e-3 relative. So: nearly every weight of D, F and E within 2% of lr, G by
-    the size of its move; the stage tests above are the exact checks.
-    """
-    del ours  # (runs first: it changes the reference networks, reset here)
-    assign(stargan_tf.official_variable_map(run.reference), run.initial)
-    initial, trained, ema, adam = expected_iteration(run.reference, run.d)
-    assert [adam[n].t for n in NETS] == [STEPS[n] for n in NETS]
+
+def compare_iteration(run, initial, trained, ema):
+    """(report lines, problems): the trainer's weights and EMA against an expected iteration."""
     report, problems = [], []
     for name in NETS:
         keys = [k for k in trained if net_of(k) == name]
         n_bad = total = 0
-        worst = (0.0, "")
         num = den = 0.0
         for k in keys:
-            lr = lr_of(k)
             err = np.abs(run.final[k].astype(np.float64) - trained[k])
-            n_bad += int((err > MOVE_RTOL * lr + 2 * ulp(initial[k])).sum())
+            n_bad += int((err > MOVE_RTOL * lr_of(k) + 2 * ulp(initial[k])).sum())
             total += err.size
-            worst = max(worst, (float(err.max() / lr), k))
             num += np.sum(err**2)
             den += np.sum((trained[k].astype(np.float64) - initial[k]) ** 2)
         move_err = float(np.sqrt(num / den))
         report.append(
-            f"{name}: {n_bad} of {total} weights beyond {MOVE_RTOL} lr (worst "
-            f"{worst[0]:.2f} lr, {worst[1]}); |trainer - ours| / |our move| = "
-            f"{move_err:.3f}"
+            f"{name}: |trainer - ours| / |our move| = {move_err:.3f} (limit "
+            f"{MOVE_ERR_LIMIT[name]}); {n_bad} of {total} weights beyond {MOVE_RTOL} lr"
         )
-        # D, F, E: measured up to 1.5e-4 of the weights beyond 2% of lr (2 lr: sign flips of
-        # gradients within round-off of 0), |trainer - ours| / |our move| up to 0.014.
-        fraction, move_limit = (0.5, 0.15) if name == "generator" else (1e-3, 0.03)
-        if n_bad > fraction * total or move_err > move_limit:
+        if move_err > MOVE_ERR_LIMIT[name]:
             problems.append(report[-1])
     for name in GFE:
         keys = [k for k in ema if net_of(k) == name]
         num = sum(np.sum((run.ema[k].astype(np.float64) - ema[k]) ** 2) for k in keys)
         den = sum(np.sum((ema[k].astype(np.float64) - initial[k]) ** 2) for k in keys)
-        report.append(f"EMA {name}: |trainer - ours| / |our EMA move| = {np.sqrt(num / den):.3f}")
-        if np.sqrt(num / den) > (0.15 if name == "generator" else 0.03):
+        ema_err = float(np.sqrt(num / den))
+        report.append(f"EMA {name}: |trainer - ours| / |our EMA move| = {ema_err:.3f}")
+        if ema_err > MOVE_ERR_LIMIT[name]:
             problems.append(report[-1])
+    return report, problems
+
+
+def test_end_to_end_against_an_independent_iteration(run, ours):
+    """The trainer's weights against an iteration computed without looking at the trainer.
+
+    Not an element-wise comparison (see MOVE_ERR_LIMIT): each network's and each EMA's distance
+    from ours relative to the size of its move; the stage tests above are the exact checks.
+    """
+    del ours  # (runs first: it changes the reference networks, reset here)
+    assign(stargan_tf.official_variable_map(run.reference), run.initial)
+    initial, trained, ema, adam = expected_iteration(run.reference, run.d)
+    assert [adam[n].t for n in NETS] == [STEPS[n] for n in NETS]
+    report, problems = compare_iteration(run, initial, trained, ema)
     message = "\n".join(report)
     assert not problems, message
     print(message)
+
+
+def test_end_to_end_comparison_catches_missing_stages(run, ours):
+    """A deliberate mistake, an iteration without the D and G reference steps, fails the
+    comparison for both: what MOVE_ERR_LIMIT lets pass is round-off, not a missing stage.
+    Measured, each step left out alone: D 0.83 without its reference step, G 1.06 without its
+    own (limits 0.06, 0.63; 2026-12-04)."""
+    del ours
+    assign(stargan_tf.official_variable_map(run.reference), run.initial)
+    initial, trained, ema, _ = expected_iteration(run.reference, run.d, skip=("d_ref", "g_ref"))
+    report, problems = compare_iteration(run, initial, trained, ema)
+    for net in ("discriminator", "generator"):
+        assert any(p.startswith(f"{net}:") for p in problems), "\n".join(report)
 
 
 # AdamL2 alone.

@@ -164,7 +164,7 @@ def format_table(rows):
             f"{r['ours']['fraction_of_peak']:.0%}",
             f"{e2e['seconds_per_iteration']:.3f}" if e2e else "-",
             f"{e2e['seconds_per_iteration'] / step:.2f}x" if e2e else "-",
-            f"{e2e['system_seconds'] / max(e2e['user_seconds'], 1e-9):.0%}" if e2e else "-",
+            f"{e2e['system_seconds'] / max(e2e['user_seconds'], 1e-9):.1%}" if e2e else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
