@@ -447,20 +447,24 @@ MOVE_ERR_LIMIT = {
 }
 
 
+def move_error(got, want, initial, keys):
+    """|got - want| / |want - initial| over the tensors `keys` (float64)."""
+    num = sum(np.sum((got[k].astype(np.float64) - want[k]) ** 2) for k in keys)
+    den = sum(np.sum((want[k].astype(np.float64) - initial[k]) ** 2) for k in keys)
+    return float(np.sqrt(num / den))
+
+
 def compare_iteration(run, initial, trained, ema):
     """(report lines, problems): the trainer's weights and EMA against an expected iteration."""
     report, problems = [], []
     for name in NETS:
         keys = [k for k in trained if net_of(k) == name]
-        n_bad = total = 0
-        num = den = 0.0
+        move_err = move_error(run.final, trained, initial, keys)
+        n_bad = 0  # reported, not judged (see MOVE_ERR_LIMIT)
         for k in keys:
             err = np.abs(run.final[k].astype(np.float64) - trained[k])
             n_bad += int((err > MOVE_RTOL * lr_of(k) + 2 * ulp(initial[k])).sum())
-            total += err.size
-            num += np.sum(err**2)
-            den += np.sum((trained[k].astype(np.float64) - initial[k]) ** 2)
-        move_err = float(np.sqrt(num / den))
+        total = sum(trained[k].size for k in keys)
         report.append(
             f"{name}: |trainer - ours| / |our move| = {move_err:.3f} (limit "
             f"{MOVE_ERR_LIMIT[name]}); {n_bad} of {total} weights beyond {MOVE_RTOL} lr"
@@ -468,10 +472,7 @@ def compare_iteration(run, initial, trained, ema):
         if move_err > MOVE_ERR_LIMIT[name]:
             problems.append(report[-1])
     for name in GFE:
-        keys = [k for k in ema if net_of(k) == name]
-        num = sum(np.sum((run.ema[k].astype(np.float64) - ema[k]) ** 2) for k in keys)
-        den = sum(np.sum((ema[k].astype(np.float64) - initial[k]) ** 2) for k in keys)
-        ema_err = float(np.sqrt(num / den))
+        ema_err = move_error(run.ema, ema, initial, [k for k in ema if net_of(k) == name])
         report.append(f"EMA {name}: |trainer - ours| / |our EMA move| = {ema_err:.3f}")
         if ema_err > MOVE_ERR_LIMIT[name]:
             problems.append(report[-1])
