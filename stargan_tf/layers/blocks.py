@@ -9,7 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from stargan_tf.layers import initializers
+from stargan_tf.layers import folded_conv, initializers
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm
 from stargan_tf.torch_layout import CONV, LINEAR, VECTOR
 
@@ -50,11 +50,24 @@ def norm_weights(prefix, norm):
     return [(f"{prefix}.weight", norm.gamma, VECTOR), (f"{prefix}.bias", norm.beta, VECTOR)]
 
 
+def _conv_then(conv, x, fold):
+    """`conv` (a Keras 3x3 Conv2D, built here if it is not yet) applied by `fold`
+    (stargan_tf/layers/folded_conv.py) to x in the layer's compute dtype."""
+    if not conv.built:
+        conv.build(x.shape)
+    x = tf.cast(x, conv.compute_dtype)
+    return fold(x, conv.kernel, conv.bias if conv.use_bias else None)
+
+
 class ResBlk(keras.layers.Layer):
     """Pre-activation residual block: `(shortcut(x) + residual(x)) / sqrt(2)`.
 
     residual = [IN] -> LReLU(0.2) -> conv3x3 -> [avgpool2] -> [IN] -> LReLU -> conv3x3;
     shortcut = [conv1x1 without bias when dim_in != dim_out] -> [avgpool2].
+
+    With downsample, conv3x3 -> avgpool2 runs as one stride-2 4x4 convolution and the shortcut
+    pools before its 1x1 convolution (both orders are the same linear map; this one needs fewer
+    FLOPs: stargan_tf/layers/folded_conv.py). The weights are the official ones either way.
 
     Args:
       dim_in: input channels.
@@ -79,18 +92,19 @@ class ResBlk(keras.layers.Layer):
             self.conv1x1 = initializers.conv2d(dim_out, 1, use_bias=False, name="conv1x1")
 
     def _shortcut(self, x):
+        if self.downsample:  # pooling first: the 1x1 convolution then runs on a quarter the pixels
+            x = avg_pool2x(x)
         if self.learned_sc:
             x = self.conv1x1(x)
-        if self.downsample:
-            x = avg_pool2x(x)
         return x
 
     def _residual(self, x):
         if self.normalize:
             x = self.norm1(x)
-        x = self.conv1(lrelu(x))
         if self.downsample:
-            x = avg_pool2x(x)
+            x = _conv_then(self.conv1, lrelu(x), folded_conv.conv_avg_pool)
+        else:
+            x = self.conv1(lrelu(x))
         if self.normalize:
             x = self.norm2(x)
         return self.conv2(lrelu(x))
@@ -126,6 +140,10 @@ class AdainResBlk(keras.layers.Layer):
     residual = AdaIN -> LReLU(0.2) -> [nearest x2] -> conv3x3 -> AdaIN -> LReLU -> conv3x3;
     shortcut = [nearest x2] -> [conv1x1 without bias when dim_in != dim_out].
 
+    With upsample, nearest x2 -> conv3x3 runs as one stride-2 transposed 4x4 convolution and the
+    shortcut upsamples after its 1x1 convolution (the same linear maps with fewer FLOPs:
+    stargan_tf/layers/folded_conv.py). The weights are the official ones either way.
+
     Args:
       dim_in: input channels.
       dim_out: output channels.
@@ -156,17 +174,18 @@ class AdainResBlk(keras.layers.Layer):
             self.conv1x1.build(tuple(x_shape[:-1]) + (self.dim_in,))
 
     def _shortcut(self, x):
+        if self.learned_sc:  # before upsampling: on a quarter of the pixels
+            x = self.conv1x1(x)
         if self.upsample:
             x = upsample_nearest2x(x)
-        if self.learned_sc:
-            x = self.conv1x1(x)
         return x
 
     def _residual(self, x, s):
         x = lrelu(self.norm1(x, s))
         if self.upsample:
-            x = upsample_nearest2x(x)
-        x = self.conv1(x)
+            x = _conv_then(self.conv1, x, folded_conv.upsample_conv)
+        else:
+            x = self.conv1(x)
         x = lrelu(self.norm2(x, s))
         return self.conv2(x)
 
