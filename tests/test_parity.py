@@ -21,9 +21,12 @@ import stargan_tf
 WORST = {
     "style": 3.0e-6,  # s_* (hpf256 s_lat)
     "fake": 3.1e-5,  # fake_* (small64 fake_ref, AVX2 kernels; fake_lat in a tf.function 2.9e-5)
-    "rec": 6.7e-5,  # rec_*: G applied to our own fake (small64 rec_ref, AVX2 kernels)
-    "logit": 2.2e-6,  # d_* (small64 d_fake_all)
+    "rec": 7.5e-5,  # rec_*: G applied to our own fake (small64, SSE4.1 kernels, resampling folded)
+    "logit": 3.1e-6,  # d_* (small64, AVX2 kernels, resampling folded)
 }
+# Remeasured with the resampling folded into the convolutions (stargan_tf/layers/folded_conv.py;
+# default, AVX2 and SSE4.1 kernels, oneDNN off, one thread; 2026-12-04): style 3.0e-6, fake
+# 2.9e-5, rec 7.5e-5, logit 3.1e-6 (before: 6.7e-5 and 2.2e-6 for rec and logit).
 # Float32 instance-norm statistics instead of float64 (normalization.py, on a CPU) give about the
 # same: fakes 2.9e-5, recs 5.8e-5 at worst (threads 1 and 2, op determinism, AVX2 kernels).
 FACTOR = 3
@@ -93,6 +96,8 @@ def test_outputs_match_the_official_code(converted):
     assert all(ours[k].shape == d[k].shape for k in OUTPUTS)
     bad = {k: e for k, e in errors.items() if e > TOLERANCE[OUTPUTS[k]]}
     assert not bad, (bad, errors)
+    worst = {kind: max(e for k, e in errors.items() if OUTPUTS[k] == kind) for kind in WORST}
+    print(f"{name}: worst |ours - official| " + ", ".join(f"{k} {e:.1e}" for k, e in worst.items()))
 
 
 def test_outputs_match_inside_tf_function(converted):

@@ -52,10 +52,9 @@ def instance_normalize(x, epsilon=EPSILON):
     """Normalises each sample and channel over H and W; the result is float32.
 
     The mean and the (biased) variance of float32 inputs are accumulated in float64 on a CPU, as
-    PyTorch's CPU kernels accumulate in double (this keeps gradients that only survive
-    cancellation, e.g. of biases upstream of a norm, within 1e-3 of the official ones, where
-    float32 statistics reach 1.1e-3; it costs ~10% of a CPU generator step), and in float32 on a
-    GPU or TPU, as the official code's CUDA kernels do (float64 runs at a fraction of the float32
+    PyTorch's CPU kernels accumulate in double (each row of the map is averaged in float32 first,
+    so only the [N, H, 1, C] row means are cast; the backward pass's means likewise), and in
+    float32 on a GPU or TPU, as the official code's CUDA kernels do (float64 runs at a fraction of the float32
     rate on most GPUs). float16/bfloat16 inputs (mixed precision) get float32 statistics
     everywhere. See `statistics_dtype`.
 
@@ -69,8 +68,14 @@ def instance_normalize(x, epsilon=EPSILON):
     """
     acc = statistics_dtype(x)
 
-    def spatial_mean(t):  # [N, H, W, C] -> [N, 1, 1, C], accumulated in `acc`
-        return tf.cast(tf.reduce_mean(tf.cast(t, acc), axis=[1, 2], keepdims=True), tf.float32)
+    def spatial_mean(t):  # [N, H, W, C] float32 -> [N, 1, 1, C] float32, accumulated in `acc`
+        if acc == tf.float32:
+            return tf.reduce_mean(t, axis=[1, 2], keepdims=True)
+        # Each row's mean in float32 (W terms: its round-off is that of the final float32
+        # result), the mean of the rows in float64: PyTorch's double accumulation at a quarter
+        # of the memory traffic of casting the whole map to float64.
+        rows = tf.cast(tf.reduce_mean(t, axis=2, keepdims=True), acc)  # [N, H, 1, C]
+        return tf.cast(tf.reduce_mean(rows, axis=1, keepdims=True), tf.float32)
 
     @tf.custom_gradient
     def normalize(x):
