@@ -45,15 +45,16 @@ MOVE_RTOL = 0.02
 # eager ops round differently, and round-off in the fakes flips LeakyReLU units (the G losses'
 # float32 gradients agree with PyTorch's only to ~6e-4, see test_losses). Worst over the trainer's
 # kernels (oneDNN's default AVX-512 ones, limited to AVX2 or SSE4.1, oneDNN off, one intra-op
-# thread; a process each) and over repeated runs (the worst moves between runs of the same
-# kernels: G 5.9e-3 in one, 9.3e-3 in another), with the resampling folded into the convolutions
-# (stargan_tf/layers/folded_conv.py; 2026-12-04/05): D 1.4e-3, G 9.3e-3, F 4.8e-3, E 6.1e-3.
-# Limits 3x the worst (without the fold the worst were D 1.3e-3, G 3.0e-3, F 1.7e-3, E 4.1e-3; the
-# fold reassociates sums, which changes which units flip). A wrong branch is off by O(1):
-# test_a_wrong_branch_fails_the_gradient_comparison.
+# thread; a process each) and over repeated runs, with the resampling folded into the
+# convolutions (stargan_tf/layers/folded_conv.py) and instance norm's closed-form backward
+# (2026-12-04, 20 processes): D 1.4e-3, G 1.7e-2 (generator/encode.2.norm1.weight, G reference
+# stage, AVX2 kernels; the same kernels gave 3.1e-3 one commit earlier: which units flip moves
+# with every change of rounding), F 4.8e-3, E 6.1e-3.
+# Limits 3x the worst (without those changes the worst were D 1.3e-3, G 3.0e-3, F 1.7e-3,
+# E 4.1e-3). A wrong branch is off by O(1): test_a_wrong_branch_fails_the_gradient_comparison.
 GRAD_RTOL = {
     "discriminator": 4.2e-3,
-    "generator": 2.8e-2,
+    "generator": 5.1e-2,
     "mapping_network": 1.45e-2,
     "style_encoder": 1.8e-2,
 }
