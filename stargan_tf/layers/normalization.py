@@ -54,9 +54,9 @@ def instance_normalize(x, epsilon=EPSILON):
     The mean and the (biased) variance of float32 inputs are accumulated in float64 on a CPU, as
     PyTorch's CPU kernels accumulate in double (each row of the map is averaged in float32 first,
     so only the [N, H, 1, C] row means are cast; the backward pass's means likewise), and in
-    float32 on a GPU or TPU, as the official code's CUDA kernels do (float64 runs at a fraction of the float32
-    rate on most GPUs). float16/bfloat16 inputs (mixed precision) get float32 statistics
-    everywhere. See `statistics_dtype`.
+    float32 on a GPU or TPU, as the official code's CUDA kernels do (float64 runs at a fraction
+    of the float32 rate on most GPUs). float16/bfloat16 inputs (mixed precision) get float32
+    statistics everywhere. See `statistics_dtype`.
 
     Args:
       x: [N, H, W, C] tensor of any float dtype.
