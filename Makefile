@@ -61,9 +61,9 @@ test-faults: $(STAMP)
 # with adain, with modconv and with adain in bf16 (~5 minutes each on an idle 2-core machine),
 # then a classifier of the demo's shapes must see the target shape in >= 70% of the
 # translations. One run: make test-demo DEMO_TESTS="-k adain" (or modconv, bf16).
-# Two workers, a run each at a time (xdist groups): two runs go side by side, a core each.
+# Two workers, a run (one test) each at a time: two runs go side by side, a core each.
 test-demo: $(STAMP)
-	$(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist loadgroup -m demo_accuracy tests/test_demo.py \
+	$(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist load -m demo_accuracy tests/test_demo.py \
 		$(DEMO_TESTS)
 
 # Training steps that trace or compile for minutes (~3 minutes): the XLA step, uint8 vs float32
