@@ -1,5 +1,6 @@
 """tools/benchmark.py and the FLOP counter it reports with (stargan_tf/perf)."""
 
+import collections
 import json
 import re
 
@@ -42,6 +43,47 @@ def test_flops_of_conv_its_gradients_and_matmul():
     assert counted["total"] == 3 * 34560 + 3 * 140
 
 
+def test_conv_floor_finds_each_convolution_of_a_step_and_times_it_alone():
+    from stargan_tf.perf import conv_floor
+
+    x = tf.random.normal((2, 8, 8, 3))
+    k = tf.Variable(tf.random.normal((3, 3, 3, 5)))
+    k2 = tf.Variable(tf.random.normal((4, 4, 5, 5)))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, k, 1, "SAME")  # [2, 8, 8, 5]
+            y = tf.nn.conv2d(y, k2, 2, "SAME")  # [2, 4, 4, 5]
+            loss = tf.reduce_sum(tf.nn.conv2d(y, k2, 2, "SAME"))  # the same op, other shapes
+        g_x, g_k, g_k2 = tape.gradient(loss, [x, k, k2])
+        k.assign_sub(0.1 * g_k)
+        k2.assign_sub(0.1 * g_k2)
+        return g_x, loss  # (without loss, its convolution would be pruned: nothing reads it)
+
+    graph = step.get_concrete_function(x).graph
+    counts, per_run = conv_floor.conv_signatures(graph)
+    # 3 forward convolutions, 3 filter gradients, 3 input gradients; none is the same as another.
+    assert sorted(collections.Counter(sig.op for sig in counts).items()) == [
+        ("Conv2D", 3), ("Conv2DBackpropFilter", 3), ("Conv2DBackpropInput", 3)
+    ]  # fmt: skip
+    assert set(counts.values()) == {1}
+    assert sum(per_run[s] * n for s, n in counts.items()) == flops.count_graph_flops(graph)["conv"]
+    first = next(s for s in counts if s.op == "Conv2D" and s.shapes[1] == (3, 3, 3, 5))
+    assert first.shapes[0] == (2, 8, 8, 3) and first.strides == (1, 1, 1, 1)
+    grad_in = next(s for s in counts if s.op == "Conv2DBackpropInput" and s.shapes[0][1] == 8)
+    assert grad_in.shapes == ((2, 8, 8, 5), (4, 4, 5, 5), (2, 4, 4, 5))  # sizes, filter, dy
+    # Each runs alone on operands of those shapes (a crash or a shape error fails here).
+    floor = conv_floor.conv_floor(graph, seconds_each=0.01)
+    assert floor["flops"] == flops.count_graph_flops(graph)["conv"]
+    assert len(floor["rows"]) == 9 and floor["seconds"] > 0
+    assert floor["seconds"] == pytest.approx(sum(r["seconds"] for r in floor["rows"]))
+    # The op alone gives the graph's values (its operands built from the signature's shapes).
+    alone = conv_floor._conv_fn(grad_in)()
+    assert alone.shape == (2, 8, 8, 5)
+
+
 def test_flops_need_static_shapes():
     k = tf.random.normal((3, 3, 3, 4))
     fn = tf.function(lambda x: tf.nn.conv2d(x, k, 1, "SAME"))
@@ -71,6 +113,7 @@ def test_benchmark_tool_json_on_a_tiny_model():
             "--peak_seconds=0.3",
             "--inference_iters=2",
             "--profile",
+            "--conv_floor",
             "--json",
         ]
     )
@@ -95,6 +138,10 @@ def test_benchmark_tool_json_on_a_tiny_model():
     profile = r["profile"]
     assert profile["op_seconds_total"] > 0 and 0 < profile["conv_fraction"] <= 1
     assert any("Conv2D" in row["op"] for row in profile["top_ops"])
+    # The convolutions timed alone: a floor below the iteration, at most the peak's speed.
+    floor = r["conv_floor"]
+    assert 0 < floor["seconds"] and 0 < floor["of_iteration"]
+    assert floor["top"] and all(row["runs"] >= 1 for row in floor["top"])
 
 
 def test_benchmark_tool_usage_errors():

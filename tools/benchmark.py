@@ -12,6 +12,8 @@ the traced graph: convolutions, their gradients and matmuls, at 2 FLOPs per mult
 TensorFlow prunes left out), achieved GFLOP/s, the machine's conv and matmul peak measured in the
 same run and the ratio, peak resident memory; then reference-guided translation through the
 exported SavedModel (images/s). --json prints one JSON object instead of the report.
+--profile adds the op types that take an iteration's time; --conv_floor each distinct convolution
+of the iteration timed alone, and their sum: the iteration's floor were every other op free.
 
 Presets (style_dim 64, latent_dim 16, fp32, w_hpf 0 unless a flag overrides):
   official64   64 px, batch 4, 3 domains, max_conv_dim 512, AdaIN decoder
@@ -72,6 +74,13 @@ flags.DEFINE_bool(
     False,
     "After the timed iterations, trace one more with the TF "
     "profiler and print the op types that take the time.",
+)
+flags.DEFINE_bool(
+    "conv_floor",
+    False,
+    "After the timed iterations, time each distinct convolution of the "
+    "iteration alone: what the iteration would take if every other op were free "
+    "(stargan_tf/perf/conv_floor.py).",
 )
 flags.DEFINE_bool("json", False, "Print one JSON object (progress goes to stderr).")
 flags.DEFINE_list(
@@ -155,6 +164,8 @@ def main(argv):
     result, trainer = time_training(config, peaks, log)
     if FLAGS.profile:
         result["profile"] = profile_iteration(trainer)
+    if FLAGS.conv_floor:
+        result["conv_floor"] = time_conv_floor(trainer, result, log)
     if FLAGS.inference:
         result.update(time_inference(trainer, config, log))
     if FLAGS.json:
@@ -277,6 +288,22 @@ def profile_iteration(trainer):
     }  # fmt: skip
 
 
+def time_conv_floor(trainer, result, log):
+    """The iteration's convolutions, each timed alone (stargan_tf/perf/conv_floor.py)."""
+    from stargan_tf.perf.conv_floor import conv_floor
+
+    log("timing each distinct convolution of the iteration alone...")
+    floor = conv_floor(trainer.train_step_graph(trainer.make_iterator(0)), log=log)
+    gflops = floor["flops"] / 1e9 / floor["seconds"]
+    return {
+        "seconds": floor["seconds"],
+        "of_iteration": floor["seconds"] / result["seconds_per_iteration"],
+        "gflops_per_second": gflops,
+        "fraction_of_conv_peak": gflops / result["conv_peak_gflops"],
+        "top": floor["rows"][:8],
+    }  # fmt: skip
+
+
 def time_inference(trainer, config, log):
     """Reference-guided translation through the exported SavedModel of the EMA networks."""
     from stargan_tf.perf import runs
@@ -316,6 +343,18 @@ def print_report(r):
         )
         for row in p["top_ops"]:
             print(f"  {row['op']:36s} {row['seconds']:8.3f} s  x{row['count']}")
+    if "conv_floor" in r:
+        f = r["conv_floor"]
+        print(
+            f"convolutions alone {f['seconds']:.3f} s per iteration ({f['of_iteration']:.0%} of "
+            f"it), {f['gflops_per_second']:.1f} GFLOP/s = {f['fraction_of_conv_peak']:.1%} of "
+            "the conv peak: the best the iteration could do with every other op free"
+        )
+        for row in f["top"]:
+            print(
+                f"  {row['seconds']:7.3f} s  x{row['runs']:<4d} {row['gflops_per_second']:6.1f} "
+                f"GFLOP/s  {row['op']} {row['shapes']} strides {row['strides'][1:3]}"
+            )
     if "inference_images_per_second" in r:
         print(
             f"inference           {r['inference_images_per_second']:.2f} images/s "

@@ -10,6 +10,8 @@ input gradient), and is not counted. Nested functions (tf.function calls, XLA
 clusters, gradient functions) are walked as often as they are called.
 """
 
+import collections
+
 import numpy as np
 
 CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
@@ -99,18 +101,14 @@ def live_operations(graph):
     return [op for op in graph.get_operations() if op in live]
 
 
-def count_graph_flops(graph):
-    """Returns {"conv": flops, "matmul": flops, "total": flops} of one run of `graph`.
+def tally_graph(graph, tally_op):
+    """Sums `tally_op(op)` (a collections.Counter) over the ops of one run of `graph`.
 
-    Args:
-      graph: a tf.Graph or FuncGraph (e.g. `tf.function(...).get_concrete_function(...).graph`)
-        traced with static shapes.
-
-    Raises:
-      UnknownShapeError: a counted op has a dynamic shape.
+    Only live ops count (`live_operations`); the functions an op calls (tf.function calls, XLA
+    clusters, gradient functions) are walked as often as they are called.
     """
     library = _library(graph)
-    # Functions are counted from their graphs: import each FunctionDef once, with shapes.
+    # Functions are tallied from their graphs: import each FunctionDef once, with shapes.
     imported = {}
 
     def function_graph(name):
@@ -122,26 +120,43 @@ def count_graph_flops(graph):
 
     memo = {}
 
-    def count(g, key):
+    def tally(g, key):
         if key in memo:
             return memo[key]
-        totals = {"conv": 0, "matmul": 0}
+        totals = collections.Counter()
         for op in live_operations(g):
-            if op.type in CONV_OPS:
-                totals["conv"] += _conv_flops(op)
-            elif op.type in MATMUL_OPS:
-                totals["matmul"] += _matmul_flops(op)
+            totals.update(tally_op(op))
             # While/If bodies run a data-dependent number of times; a training step has none
             # with arithmetic in them, and they are counted once.
             for name in _function_names(op):
                 if name in library:
-                    sub = count(function_graph(name), name)
-                    totals["conv"] += sub["conv"]
-                    totals["matmul"] += sub["matmul"]
+                    totals.update(tally(function_graph(name), name))
         memo[key] = totals
         return totals
 
-    totals = dict(count(graph, None))
+    return tally(graph, None)
+
+
+def count_graph_flops(graph):
+    """Returns {"conv": flops, "matmul": flops, "total": flops} of one run of `graph`.
+
+    Args:
+      graph: a tf.Graph or FuncGraph (e.g. `tf.function(...).get_concrete_function(...).graph`)
+        traced with static shapes.
+
+    Raises:
+      UnknownShapeError: a counted op has a dynamic shape.
+    """
+
+    def op_flops(op):
+        if op.type in CONV_OPS:
+            return {"conv": _conv_flops(op)}
+        if op.type in MATMUL_OPS:
+            return {"matmul": _matmul_flops(op)}
+        return {}
+
+    counted = tally_graph(graph, op_flops)
+    totals = {"conv": counted["conv"], "matmul": counted["matmul"]}
     totals["total"] = totals["conv"] + totals["matmul"]
     return totals
 
@@ -152,4 +167,4 @@ def count_function_flops(fn, *args):
     return count_graph_flops(concrete.graph)
 
 
-__all__ = ["count_graph_flops", "count_function_flops", "UnknownShapeError"]
+__all__ = ["count_graph_flops", "count_function_flops", "tally_graph", "UnknownShapeError"]

@@ -1,0 +1,137 @@
+"""The convolutions of one traced iteration, each timed alone: the iteration's floor.
+
+If every other op were free and the convolutions ran one after the other, an iteration would
+take the sum, over the iteration's distinct convolutions (op, shapes, strides, padding), of how
+often it runs times how long it takes alone. That sum, against the FLOPs, says how close to the
+machine's conv peak the iteration could get at best with these kernels: what the rest of the ops
+cost is the difference to the measured iteration, what the kernels cost on these shapes is the
+difference to the peak (e.g. small maps at batch 1, where a 3x3 512-channel kernel is read for
+few pixels).
+"""
+
+import collections
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from stargan_tf.perf import flops
+
+# One distinct convolution: the op type, its operands' shapes (input or input size, filter or
+# filter size, output gradient; see `_operands`), strides, padding, explicit paddings, dilations.
+ConvSignature = collections.namedtuple(
+    "ConvSignature", ["op", "shapes", "strides", "padding", "explicit_paddings", "dilations"]
+)
+
+
+def conv_signatures(graph):
+    """{ConvSignature: runs per run of `graph`} and {ConvSignature: FLOPs of one run of it}."""
+    per_run = {}
+
+    def tally(op):
+        if op.type not in flops.CONV_OPS:
+            return {}
+        if op.get_attr("data_format").decode() != "NHWC":
+            raise ValueError(f"{op.name}: only NHWC convolutions are timed alone")
+        ins = [tuple(flops._static(t.shape, op)) for t in op.inputs]
+        out = tuple(flops._static(op.outputs[0].shape, op))
+        # The operands as the op takes them, sizes in place of the size tensors.
+        if op.type == "Conv2D":
+            shapes = (ins[0], ins[1])  # input, filter
+        elif op.type == "Conv2DBackpropInput":
+            shapes = (out, ins[1], ins[2])  # input size, filter, output gradient
+        else:
+            shapes = (ins[0], out, ins[2])  # input, filter size, output gradient
+        sig = ConvSignature(
+            op.type,
+            shapes,
+            tuple(op.get_attr("strides")),
+            op.get_attr("padding").decode(),
+            tuple(op.get_attr("explicit_paddings")),
+            tuple(op.get_attr("dilations")),
+        )
+        per_run[sig] = flops._conv_flops(op)
+        return {sig: 1}
+
+    counts = flops.tally_graph(graph, tally)
+    return dict(counts), per_run
+
+
+def _conv_fn(sig, seed=0):
+    """A tf.function running the convolution `sig` on fixed random operands."""
+    rng = np.random.default_rng(seed)
+
+    def operand(shape):
+        return tf.constant(rng.standard_normal(shape).astype(np.float32))
+
+    attrs = dict(
+        strides=list(sig.strides),
+        padding=sig.padding,
+        explicit_paddings=list(sig.explicit_paddings),
+        dilations=list(sig.dilations),
+    )
+    a, b, c = (list(sig.shapes) + [None])[:3]
+    if sig.op == "Conv2D":
+        x, k = operand(a), operand(b)
+        return tf.function(lambda: tf.raw_ops.Conv2D(input=x, filter=k, **attrs))
+    if sig.op == "Conv2DBackpropInput":
+        k, dy = operand(b), operand(c)
+        return tf.function(
+            lambda: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=list(a), filter=k, out_backprop=dy, **attrs
+            )
+        )
+    x, dy = operand(a), operand(c)
+    return tf.function(
+        lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=list(b), out_backprop=dy, **attrs
+        )
+    )
+
+
+def time_alone(sig, seconds=0.5, max_runs=25):
+    """Median seconds of one run of the convolution `sig`, alone (after one untimed run)."""
+    fn = _conv_fn(sig)
+    fn().numpy()
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < max_runs):
+        t = time.perf_counter()
+        fn().numpy()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def conv_floor(graph, seconds_each=0.5, log=None):
+    """Times each distinct convolution of one run of `graph` alone.
+
+    Returns dict: seconds (the sum of runs x seconds alone), flops (of those convolutions) and
+    rows, one per distinct convolution, largest total first: {op, shapes, strides, runs,
+    seconds_each, seconds, gflops_per_second}.
+    """
+    counts, per_run = conv_signatures(graph)
+    rows = []
+    for i, (sig, runs) in enumerate(counts.items()):
+        t = time_alone(sig, seconds_each)
+        rows.append(
+            {
+                "op": sig.op,
+                "shapes": [list(s) for s in sig.shapes],
+                "strides": list(sig.strides),
+                "runs": runs,
+                "seconds_each": t,
+                "seconds": runs * t,
+                "gflops_per_second": per_run[sig] / t / 1e9,
+            }
+        )
+        if log:
+            log(f"convolution {i + 1}/{len(counts)} alone: {sig.op} {sig.shapes} {t * 1e3:.2f} ms")
+    rows.sort(key=lambda r: -r["seconds"])
+    return {
+        "seconds": sum(r["seconds"] for r in rows),
+        "flops": sum(runs * per_run[sig] for sig, runs in counts.items()),
+        "rows": rows,
+    }
+
+
+__all__ = ["ConvSignature", "conv_signatures", "conv_floor", "time_alone"]
