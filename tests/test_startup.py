@@ -87,13 +87,13 @@ def test_recipes_are_flagfiles_that_later_flags_override():
     flags.DEFINE_integer("total_iters", 0, "", flag_values=values)
     flags.DEFINE_string("recipe", None, "", flag_values=values)
     values(argv, known_only=True)
-    # Before the recipe: overridden by it; after it: overrides it.
     recipe_iters = next(
         int(line.split("=", 1)[1])
         for line in pathlib.Path(recipes.path("demo")).read_text().splitlines()
         if line.startswith("--total_iters=")
     )
     assert recipe_iters > 0
+    # Before the recipe: overridden by it; after it: overrides it.
     assert (values.lr, values.seed, values.total_iters) == (2e-3, 1, recipe_iters)
     assert recipes.expand_recipe_flags(["prog", "--", "--recipe=nope"]) == (
         ["prog", "--", "--recipe=nope"],

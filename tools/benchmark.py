@@ -13,7 +13,7 @@ TensorFlow prunes left out), achieved GFLOP/s, the machine's conv and matmul pea
 same run and the ratio, peak resident memory; then reference-guided translation through the
 exported SavedModel (images/s). --json prints one JSON object instead of the report.
 --profile adds the op types that take an iteration's time; --conv_floor each distinct convolution
-of the iteration timed alone, and their sum: the iteration's floor were every other op free.
+of the iteration timed alone, and their sum: the iteration's floor if every other op were free.
 
 Presets (style_dim 64, latent_dim 16, fp32, w_hpf 0 unless a flag overrides):
   official64   64 px, batch 4, 3 domains, max_conv_dim 512, AdaIN decoder
@@ -295,11 +295,14 @@ def time_conv_floor(trainer, result, log):
     log("timing each distinct convolution of the iteration alone...")
     floor = conv_floor(trainer.train_step_graph(trainer.make_iterator(0)), log=log)
     gflops = floor["flops"] / 1e9 / floor["seconds"]
+    # bf16 convolutions against the bf16 peak (float16 has none measured: the fp32 one).
+    bf16 = result["precision"] == "mixed_bfloat16"
+    peak = result["bf16_conv_peak_gflops" if bf16 else "conv_peak_gflops"]
     return {
         "seconds": floor["seconds"],
         "of_iteration": floor["seconds"] / result["seconds_per_iteration"],
         "gflops_per_second": gflops,
-        "fraction_of_conv_peak": gflops / result["conv_peak_gflops"],
+        "fraction_of_conv_peak": gflops / peak,
         "top": floor["rows"][:8],
     }  # fmt: skip
 

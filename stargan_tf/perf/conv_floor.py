@@ -18,11 +18,22 @@ import tensorflow as tf
 
 from stargan_tf.perf import flops
 
-# One distinct convolution: the op type, its operands' shapes (input or input size, filter or
-# filter size, output gradient; see `_operands`), strides, padding, explicit paddings, dilations.
+# One distinct convolution: the op type, its operands' shapes (as `conv_signatures` lists them),
+# the dtype it computes in, strides, padding, explicit paddings, dilations.
 ConvSignature = collections.namedtuple(
-    "ConvSignature", ["op", "shapes", "strides", "padding", "explicit_paddings", "dilations"]
+    "ConvSignature",
+    ["op", "shapes", "dtype", "strides", "padding", "explicit_paddings", "dilations"],
 )
+
+
+def _size_operand(op, i):
+    """The shape a size operand (input_sizes, filter_sizes) gives, static or constant."""
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.constant_value(op.inputs[i])
+    if value is None:
+        return tuple(flops._static(op.outputs[0].shape, op))
+    return tuple(int(d) for d in value)
 
 
 def conv_signatures(graph):
@@ -34,18 +45,18 @@ def conv_signatures(graph):
             return {}
         if op.get_attr("data_format").decode() != "NHWC":
             raise ValueError(f"{op.name}: only NHWC convolutions are timed alone")
-        ins = [tuple(flops._static(t.shape, op)) for t in op.inputs]
-        out = tuple(flops._static(op.outputs[0].shape, op))
-        # The operands as the op takes them, sizes in place of the size tensors.
+        # The operands as the op takes them, the sizes' values in place of the size tensors.
+        shape = lambda i: tuple(flops._static(op.inputs[i].shape, op))  # noqa: E731
         if op.type == "Conv2D":
-            shapes = (ins[0], ins[1])  # input, filter
+            shapes = (shape(0), shape(1))  # input, filter
         elif op.type == "Conv2DBackpropInput":
-            shapes = (out, ins[1], ins[2])  # input size, filter, output gradient
+            shapes = (_size_operand(op, 0), shape(1), shape(2))  # input size, filter, dy
         else:
-            shapes = (ins[0], out, ins[2])  # input, filter size, output gradient
+            shapes = (shape(0), _size_operand(op, 1), shape(2))  # input, filter size, dy
         sig = ConvSignature(
             op.type,
             shapes,
+            op.get_attr("T").name,
             tuple(op.get_attr("strides")),
             op.get_attr("padding").decode(),
             tuple(op.get_attr("explicit_paddings")),
@@ -63,7 +74,7 @@ def _conv_fn(sig, seed=0):
     rng = np.random.default_rng(seed)
 
     def operand(shape):
-        return tf.constant(rng.standard_normal(shape).astype(np.float32))
+        return tf.cast(rng.standard_normal(shape).astype(np.float32), sig.dtype)
 
     attrs = dict(
         strides=list(sig.strides),

@@ -102,7 +102,7 @@ def live_operations(graph):
 
 
 def tally_graph(graph, tally_op):
-    """Sums `tally_op(op)` (a collections.Counter) over the ops of one run of `graph`.
+    """`tally_op(op)` ({key: count}) summed over the ops of one run of `graph` (a Counter).
 
     Only live ops count (`live_operations`); the functions an op calls (tf.function calls, XLA
     clusters, gradient functions) are walked as often as they are called.
