@@ -57,8 +57,9 @@ test-faults: $(STAMP)
 	STARGAN_KILL_TRIALS=10 $(PY) -m pytest -q -rA -n $(TEST_WORKERS) --dist load -m faults \
 		tests/test_faults.py tests/test_distributed.py
 
-# The demo's acceptance check (~17 minutes): trains configs/demo.cfg in full, deterministically,
-# with adain, with modconv and with adain in bf16 (~5 minutes each on an idle 2-core machine),
+# The demo's acceptance check (~22 minutes): trains configs/demo.cfg in full, deterministically,
+# with adain, with modconv and with adain in bf16 (~7 minutes each alone on an idle 2-core
+# machine, ~14 side by side),
 # then a classifier of the demo's shapes must see the target shape in >= 70% of the
 # translations. One run: make test-demo DEMO_TESTS="-k adain" (or modconv, bf16).
 # Two workers, a run (one test) each at a time: two runs go side by side, a core each.
