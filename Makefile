@@ -42,7 +42,7 @@ NAMED = demo_accuracy or faults or packaging or slow or exports or training
 test: $(STAMP)
 	$(PY) -m pytest -q -rfEP --durations=15 $(XDIST) -m "not ($(NAMED))" tests
 
-# End-to-end training runs (~11 minutes; CI runs it after make test): the demo's first 1,200
+# End-to-end training runs (~13 minutes; CI runs it after make test): the demo's first 1,200
 # iterations judged by the shape classifier, fine-tuning from a workdir and from converted
 # official files, 2 replicas and a localhost cluster against one device and exact resume,
 # SIGTERM and a NaN mid-run, a face model's training step, train-then-resume from the CLI.
