@@ -55,3 +55,14 @@ def fixture_dir(name):
             "beside the repository, or set STARGAN_FIXTURES to their directory."
         )
     return path
+
+
+def flagfile_lines(path):
+    """The flag lines of a flagfile (comment and blank lines dropped), stripped."""
+    lines = (line.strip() for line in pathlib.Path(path).read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def flagfile_values(path):
+    """A flagfile as {flag name: value string}."""
+    return dict(line[2:].partition("=")[::2] for line in flagfile_lines(path))

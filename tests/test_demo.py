@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_command, run_module, subprocess_env
-from support import REPO
+from support import REPO, flagfile_lines, flagfile_values
 from stargan_tf.data import demo
 from stargan_tf.errors import UserError
 
@@ -245,22 +245,11 @@ def test_cli_writes_then_finds_the_dataset(tmp_path):
     assert bad.returncode == 2 and "--output_dir is required" in bad.stderr
 
 
-def _config_lines():
-    """The flag lines of configs/demo.cfg (comment and blank lines dropped), stripped."""
-    lines = (line.strip() for line in CONFIG.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _config_flags():
-    """configs/demo.cfg as {flag name: value string}."""
-    return dict(line[2:].partition("=")[::2] for line in _config_lines())
-
-
 def test_config_is_a_valid_flagfile():
-    for line in _config_lines():
+    for line in flagfile_lines(CONFIG):
         # absl would read a trailing "# ..." as part of the value.
         assert line.startswith("--") and "#" not in line, line
-    flags = _config_flags()
+    flags = flagfile_values(CONFIG)
     assert flags["w_hpf"] == "0"
     for name in (
         "img_size",
@@ -312,7 +301,7 @@ def _train(demo_data, workdir, decoder, *overrides):
     assert status == 0, stderr[-5000:]
     total = int(
         dict(a[2:].split("=", 1) for a in overrides).get(
-            "total_iters", _config_flags()["total_iters"]
+            "total_iters", flagfile_values(CONFIG)["total_iters"]
         )
     )
     print(f"\ndemo training ({decoder}, {total} iterations): {time.monotonic() - start:.0f} s")
@@ -370,7 +359,7 @@ def test_classifier_knows_the_shapes(quick_judged):
 
 
 def _check_progress_grid_and_model(run):
-    flags = _config_flags()
+    flags = flagfile_values(CONFIG)
     # Progress lines every --print_every steps: step, speed, ETA and losses.
     steps = [
         int(m)

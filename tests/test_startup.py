@@ -2,7 +2,6 @@
 and a training path that imports without POSIX-only modules. (The installed wheel itself:
 tests/test_packaging.py.)"""
 
-import pathlib
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from PIL import Image
 
 import stargan_tf
 from cli_helpers import assert_usage_error, run_command, run_module, subprocess_env
-from support import REPO, TINY
+from support import REPO, TINY, flagfile_values
 from stargan_tf import recipes, startup
 
 NOISE = ["cuInit", "cudart_stub", "AVX", "oneDNN", "absl::InitializeLog"]
@@ -87,11 +86,7 @@ def test_recipes_are_flagfiles_that_later_flags_override():
     flags.DEFINE_integer("total_iters", 0, "", flag_values=values)
     flags.DEFINE_string("recipe", None, "", flag_values=values)
     values(argv, known_only=True)
-    recipe_iters = next(
-        int(line.split("=", 1)[1])
-        for line in pathlib.Path(recipes.path("demo")).read_text().splitlines()
-        if line.startswith("--total_iters=")
-    )
+    recipe_iters = int(flagfile_values(recipes.path("demo"))["total_iters"])
     assert recipe_iters > 0
     # Before the recipe: overridden by it; after it: overrides it.
     assert (values.lr, values.seed, values.total_iters) == (2e-3, 1, recipe_iters)
