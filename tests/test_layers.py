@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stargan_tf.layers import folded_conv, initializers
+from stargan_tf.layers import folded_conv, initializers, patch_conv
 from stargan_tf.layers.blocks import AdainResBlk, ResBlk, avg_pool2x, upsample_nearest2x
 from stargan_tf.layers.highpass import HighPass
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm, instance_normalize
@@ -543,3 +543,122 @@ def test_folded_resampling_convolutions_take_unknown_sizes(kind):
     assert traced.get_concrete_function().structured_outputs.shape[-1] == 4
     assert y.shape == (2, *side, 4)
     np.testing.assert_allclose(y.numpy(), fold(x, kernel).numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Convolutions as a matmul over patches (small, wide maps on the CPU)
+# ------------------------------------------------------------------------------------------------
+
+
+def _patch_and_tf_nn(kind):
+    """(ours by patches, tf.nn's op) for one kind of convolution: f(x, kernel)."""
+    if kind == "3x3":
+        return patch_conv.conv2d_by_patches, lambda x, k: tf.nn.conv2d(x, k, 1, "SAME")
+    if kind == "4x4/2":
+        return (
+            lambda x, k: patch_conv.conv2d_by_patches(x, k, stride=2),
+            lambda x, k: tf.nn.conv2d(x, k, 2, "SAME"),
+        )
+
+    def transposed(x, k):
+        n, h, w, _ = x.shape
+        return tf.nn.conv2d_transpose(x, k, [n, 2 * h, 2 * w, k.shape[2]], 2, "SAME")
+
+    return patch_conv.conv2d_transpose_2x_by_patches, transposed
+
+
+@pytest.mark.parametrize("kind", ["3x3", "4x4/2", "transposed"])
+def test_patch_convolutions_are_tf_nn_convolutions(kind):
+    """The matmul-over-patches forms give tf.nn's values and gradients (x, kernel, and R1's second
+    order through x) in float64, where only reassociation separates them (measured <= 3e-15
+    relative)."""
+    rng = np.random.default_rng(len(kind))
+    x = tf.constant(rng.normal(size=(2, 6, 4, 3)))
+    kernel_shape = {"3x3": (3, 3, 3, 5), "4x4/2": (4, 4, 3, 5), "transposed": (4, 4, 5, 3)}[kind]
+    kernel = tf.Variable(rng.normal(size=kernel_shape))
+    results = []
+    for f in _patch_and_tf_nn(kind):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape(persistent=True) as inner:
+                inner.watch(x)
+                y = f(x, kernel)
+                loss = tf.reduce_sum(y * tf.sin(y))  # dy depends on y: a real second order
+            dx = inner.gradient(loss, x)
+            r1 = tf.reduce_sum(tf.square(dx))
+        results.append([y, dx, inner.gradient(loss, kernel), outer.gradient(r1, kernel)])
+    for ours, reference, name in zip(*results, ("y", "dL/dx", "dL/dkernel", "dR1/dkernel")):
+        np.testing.assert_allclose(
+            ours.numpy(), reference.numpy(), rtol=1e-12, atol=1e-12, err_msg=name
+        )
+
+
+def test_patch_path_is_chosen_for_few_pixels_wide_kernels_float32_cpu():
+    wide = (3, 3, 512, 512)
+    assert patch_conv.applies((1, 16, 16, 512), wide, tf.float32)
+    assert patch_conv.applies((1, 32, 32, 512), (4, 4, 512, 512), tf.float32, stride=2)
+    assert patch_conv.applies((4, 16, 16, 512), wide, tf.float32)  # 1,024 pixels: the limit
+    assert not patch_conv.applies((8, 16, 16, 512), wide, tf.float32)  # many pixels
+    assert not patch_conv.applies((None, 16, 16, 512), wide, tf.float32)  # unknown batch
+    assert not patch_conv.applies((1, 16, 16, 256), (3, 3, 256, 256), tf.float32)  # narrow
+    assert not patch_conv.applies((1, 16, 16, 512), wide, tf.bfloat16)
+
+
+def _extracts_patches(f, *args):
+    graph = tf.function(f).get_concrete_function(*args).graph
+    return any(op.type == "ExtractImagePatches" for op in graph.get_operations())
+
+
+@pytest.mark.parametrize("block", ["ResBlk", "ResBlk/down", "AdainResBlk/up"])
+def test_blocks_on_small_wide_maps_take_the_patch_path_with_float32_accuracy(block):
+    """A 512-channel block at batch 1 on a 16x16 map runs its convolutions by patches; its output
+    and gradients are as close to a float64 run of the same weights as the float32 tf.nn path's
+    (the same block on the same image tiled past the patch path's pixel limit), measured in the
+    same test. The bound is 3x that error: the ratio was 0.05-1.12 over the three blocks, three
+    values and five kernel settings (default, ONEDNN_MAX_CPU_ISA=AVX2 and SSE41,
+    TF_ENABLE_ONEDNN_OPTS=0, TF_NUM_INTRAOP_THREADS=1; one process each)."""
+    rng = np.random.default_rng(5)
+    style = tf.constant(rng.normal(size=(1, 8)), tf.float32)
+
+    def make(dtype, x):
+        # The blocks' sublayers follow the global policy, not the block's dtype.
+        keras.config.set_dtype_policy(dtype)
+        try:
+            if block.startswith("ResBlk"):
+                layer = ResBlk(512, 512, downsample=block.endswith("down"))
+                call = layer
+            else:
+                layer = AdainResBlk(512, 512, upsample=True)
+                call = lambda x: layer(x, tf.cast(tf.tile(style, [x.shape[0], 1]), dtype))  # noqa: E731
+            call(x)  # build
+        finally:
+            keras.config.set_dtype_policy("float32")
+        return layer, call
+
+    x64 = tf.constant(rng.normal(size=(1, 16, 16, 512)))
+    blk32, call32 = make("float32", tf.cast(x64, tf.float32))
+    blk64, call64 = make("float64", x64)
+    for w32, w64 in zip(blk32.weights, blk64.weights):
+        w64.assign(tf.cast(w32, tf.float64) + tf.cast(rng.normal(size=w32.shape) * 0.01, w64.dtype))
+        w32.assign(tf.cast(w64, tf.float32))
+
+    def run(call, x, blk):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = call(x)
+            loss = tf.reduce_mean(tf.sin(y))  # of a tiled batch: the same as of one image
+        dx, d_kernel = tape.gradient(loss, [x, blk.conv2.kernel])
+        dx = dx[:1] * x.shape[0]  # each copy of the image got 1/batch of the mean's gradient
+        return [tf.cast(t, tf.float64) for t in (y[:1], dx, d_kernel)]
+
+    x1 = tf.cast(x64, tf.float32)
+    # Past 1,024 pixels at the smallest map the block convolves (8x8 after the downsampling).
+    tiled = tf.tile(x1, [32 if block.endswith("down") else 8, 1, 1, 1])
+    assert _extracts_patches(call32, x1) and not _extracts_patches(call32, tiled)
+    reference = run(call64, x64, blk64)
+    patches = run(call32, x1, blk32)
+    tf_nn = run(call32, tiled, blk32)
+    for name, ref, ours, theirs in zip(("y", "dL/dx", "dL/dkernel"), reference, patches, tf_nn):
+        scale = float(tf.reduce_max(tf.abs(ref)))
+        err_ours = float(tf.reduce_max(tf.abs(ours - ref))) / scale
+        err_tf_nn = float(tf.reduce_max(tf.abs(theirs - ref))) / scale
+        assert err_ours <= 3 * err_tf_nn, (name, err_ours, err_tf_nn)

@@ -9,7 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from stargan_tf.layers import folded_conv, initializers
+from stargan_tf.layers import folded_conv, initializers, patch_conv
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm
 from stargan_tf.torch_layout import CONV, LINEAR, VECTOR
 
@@ -59,6 +59,21 @@ def _conv_then(conv, x, fold):
     return fold(x, conv.kernel, conv.bias if conv.use_bias else None)
 
 
+def _conv3x3(conv, x):
+    """conv(x) for a Keras 3x3 "same" Conv2D, as a matmul over patches on small, wide maps
+    (stargan_tf/layers/patch_conv.py); elsewhere the layer's own call, unchanged."""
+    if not conv.built:
+        conv.build(x.shape)
+    if not patch_conv.applies(x.shape, conv.kernel.shape, tf.as_dtype(conv.compute_dtype)):
+        return conv(x)
+    return _conv_then(conv, x, _patch_conv3x3)
+
+
+def _patch_conv3x3(x, kernel, bias=None):
+    y = patch_conv.conv2d(x, tf.cast(kernel, x.dtype))
+    return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+
+
 class ResBlk(keras.layers.Layer):
     """Pre-activation residual block: `(shortcut(x) + residual(x)) / sqrt(2)`.
 
@@ -104,10 +119,10 @@ class ResBlk(keras.layers.Layer):
         if self.downsample:
             x = _conv_then(self.conv1, lrelu(x), folded_conv.conv_avg_pool)
         else:
-            x = self.conv1(lrelu(x))
+            x = _conv3x3(self.conv1, lrelu(x))
         if self.normalize:
             x = self.norm2(x)
-        return self.conv2(lrelu(x))
+        return _conv3x3(self.conv2, lrelu(x))
 
     def call(self, x):
         return (self._shortcut(x) + self._residual(x)) / math.sqrt(2)  # unit variance
@@ -185,9 +200,9 @@ class AdainResBlk(keras.layers.Layer):
         if self.upsample:
             x = _conv_then(self.conv1, x, folded_conv.upsample_conv)
         else:
-            x = self.conv1(x)
+            x = _conv3x3(self.conv1, x)
         x = lrelu(self.norm2(x, s))
-        return self.conv2(x)
+        return _conv3x3(self.conv2, x)
 
     def call(self, x, s):
         out = self._residual(x, s)

@@ -21,6 +21,8 @@ call, which costs a few element-wise ops on the weights.
 
 import tensorflow as tf
 
+from stargan_tf.layers import patch_conv
+
 
 def box_kernel(kernel):
     """[3, 3, I, O] -> [4, 4, I, O]: the kernel convolved with a 2x2 box of ones."""
@@ -43,7 +45,7 @@ def conv_avg_pool(x, kernel, bias=None):
     """
     k4 = box_kernel(tf.cast(kernel, x.dtype)) * tf.constant(0.25, x.dtype)
     # "SAME" pads a 4x4, stride-2 kernel on an even side by 1 on each side.
-    y = tf.nn.conv2d(x, k4, strides=2, padding="SAME")
+    y = patch_conv.conv2d(x, k4, stride=2)
     return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, x.dtype))
 
 
@@ -62,10 +64,5 @@ def upsample_conv(x, kernel, bias=None):
     # upsample-then-convolve weight of that pair is box(K) read backwards, in/out swapped.
     k4 = tf.reverse(box_kernel(tf.cast(kernel, x.dtype)), axis=[0, 1])
     k4 = tf.transpose(k4, [0, 1, 3, 2])  # [4, 4, O, I], as conv2d_transpose wants
-    h, w = (x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in (1, 2))
-    out_shape = tf.stack([tf.shape(x)[0], 2 * h, 2 * w, tf.shape(kernel)[-1]])
-    y = tf.nn.conv2d_transpose(x, k4, out_shape, strides=2, padding="SAME")
-    # Static H, W, C for what follows (conv2d_transpose's shape is only known when traced).
-    twice = lambda d: None if d is None else 2 * d  # noqa: E731
-    y = tf.ensure_shape(y, [None, twice(x.shape[1]), twice(x.shape[2]), kernel.shape[-1]])
+    y = patch_conv.conv2d_transpose_2x(x, k4)
     return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, x.dtype))

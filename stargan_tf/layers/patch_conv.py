@@ -1,0 +1,147 @@
+"""Convolutions on small maps as one matmul over the input's patches (im2col), where that is faster.
+
+At batch 1 the official networks' inner blocks run 3x3 (and folded 4x4, stride-2) convolutions
+with 512 channels on 16x16 and 32x32 maps. oneDNN's direct convolution then reads a 9.4 MB
+kernel for a few hundred output pixels and reaches 75-130 GFLOP/s on a 2-core AVX-512 machine,
+while the same product as one matmul, [pixels, taps x in] x [taps x in, out], runs at 170-200:
+forward and both gradients of the 16x16 one took 18.7 ms against 28.2 ms
+(tools/benchmark.py --conv_floor has the per-shape numbers of an iteration). The advantage is
+gone at about a thousand output pixels (a batch of 4 at 16x16 is even) and on narrow layers, and
+on a GPU cuDNN is the right kernel, so `use_patches` picks this path only for float32 on a machine
+without a GPU, for wide kernels on few pixels; everything else is tf.nn's op, as before.
+
+The backward passes reuse the forward's patches: the kernel gradient is patches^T x dy (one
+matmul), the input gradient is TensorFlow's own transposed convolution; the transposed
+convolution of the upsampling blocks keeps its forward op and gets its two gradients from the
+patches of dy the same way. All of it is made of differentiable ops, so second-order gradients
+(R1) flow through. The values are the convolution's with the sums in another order: float32
+rounding alone (tests/test_layers.py compares them, the parity tests the networks).
+"""
+
+import functools
+
+import tensorflow as tf
+
+# Measured (forward + both gradients, time against tf.nn's op; 2-core AVX-512, TF 2.21; scratch
+# script timing 20 calls of each traced function after 2 untimed): 3x3 512 -> 512 at batch 1 on
+# 16x16 0.66x, on 32x32 0.78x, on 8x8 0.71x; at batch 4 on 8x8 0.83x, on 16x16 1.03x (the
+# crossover); 3x3 256 -> 512 on 32x32 0.86x, 256 -> 256 on 32x32 1.06x (narrow: no gain); folded
+# 4x4 stride 2, 512 -> 512 from 32x32 0.65x, from 16x16 0.62x, from 4x32x32 0.80x; 3x3 128 ->
+# 256 on 64x64 1.24x (many pixels: slower).
+_MAX_PIXELS = 1024  # batch x output pixels (for a transposed convolution: input pixels)
+_MIN_CHANNEL_PRODUCT = 256 * 512  # in x out channels; the demo's (64 at most) keep tf.nn's ops
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu_visible():
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def use_patches(pixels, kernel_shape, dtype):
+    """Whether a convolution with `pixels` (static batch x output pixels, or None) and this kernel
+    runs faster as a matmul over patches here."""
+    in_ch, out_ch = kernel_shape[-2], kernel_shape[-1]
+    return (
+        pixels is not None
+        and dtype == tf.float32
+        and in_ch is not None
+        and out_ch is not None
+        and in_ch * out_ch >= _MIN_CHANNEL_PRODUCT
+        and pixels <= _MAX_PIXELS
+        and not _gpu_visible()
+    )
+
+
+def applies(x_shape, kernel_shape, dtype, stride=1):
+    """`use_patches` for a "SAME" convolution of an input of this static shape by this kernel."""
+    n, h, w = x_shape[0], x_shape[1], x_shape[2]
+    pixels = None if None in (n, h, w) else n * -(-h // stride) * -(-w // stride)
+    return use_patches(pixels, kernel_shape, dtype)
+
+
+def _patches(x, kh, kw, stride):
+    """[N, H, W, C] -> [N * Ho * Wo, kh * kw * C], "SAME" padding, taps in kernel order."""
+    cols = tf.image.extract_patches(
+        x, sizes=[1, kh, kw, 1], strides=[1, stride, stride, 1], rates=[1, 1, 1, 1], padding="SAME"
+    )
+    return tf.reshape(cols, [-1, cols.shape[-1]])
+
+
+def conv2d(x, kernel, stride=1):
+    """tf.nn.conv2d(x, kernel, stride, "SAME"); by `conv2d_by_patches` where `applies` says.
+
+    Args:
+      x: [N, H, W, I].
+      kernel: [kh, kw, I, O].
+      stride: 1 or 2.
+
+    Returns:
+      [N, ceil(H / stride), ceil(W / stride), O].
+    """
+    if applies(x.shape, kernel.shape, x.dtype, stride):
+        return conv2d_by_patches(x, kernel, stride)
+    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
+
+
+def conv2d_by_patches(x, kernel, stride=1):
+    """tf.nn.conv2d(x, kernel, stride, "SAME") as one matmul over x's patches, for any dtype;
+    x's and the kernel's shapes must be static. The kernel gradient is patches^T x dy, the input
+    gradient tf.nn's transposed convolution of dy."""
+    kernel = tf.convert_to_tensor(kernel)
+    kh, kw, _, out_ch = kernel.shape
+    n, h, w, _ = x.shape
+    out_shape = [n, -(-h // stride), -(-w // stride), out_ch]
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        cols = _patches(x, kh, kw, stride)  # [N * Ho * Wo, kh * kw * I]
+        y = tf.reshape(tf.matmul(cols, tf.reshape(kernel, [-1, out_ch])), out_shape)
+
+        def grad(dy):
+            dy_rows = tf.reshape(dy, [-1, out_ch])
+            d_kernel = tf.reshape(tf.matmul(cols, dy_rows, transpose_a=True), kernel.shape)
+            d_x = tf.nn.conv2d_transpose(dy, kernel, x.shape, strides=stride, padding="SAME")
+            return d_x, d_kernel
+
+        return y, grad
+
+    return conv(x, kernel)
+
+
+def conv2d_transpose_2x(x, kernel):
+    """tf.nn.conv2d_transpose(x, kernel, [N, 2H, 2W, O], 2, "SAME") for a [4, 4, O, I] kernel;
+    its gradients by `conv2d_transpose_2x_by_patches` where `applies` says. Unknown batch and
+    spatial sizes are fine (the output's static shape says what is known)."""
+    n, h, w, in_ch = x.shape
+    out_ch = kernel.shape[2]
+    if use_patches(None if None in (n, h, w) else n * h * w, kernel.shape, x.dtype):
+        return conv2d_transpose_2x_by_patches(x, kernel)
+    dyn = tf.shape(x)
+    out_size = tf.stack([dyn[0], 2 * dyn[1], 2 * dyn[2], tf.shape(kernel)[2]])
+    y = tf.nn.conv2d_transpose(x, kernel, out_size, strides=2, padding="SAME")
+    twice = lambda d: None if d is None else 2 * d  # noqa: E731
+    return tf.ensure_shape(y, [None, twice(h), twice(w), out_ch])
+
+
+def conv2d_transpose_2x_by_patches(x, kernel):
+    """conv2d_transpose_2x with static shapes, for any dtype: the forward is tf.nn's op (it is not
+    the slow part); the input gradient is dy's 4x4 stride-2 patches x kernel (the convolution
+    this one transposes), the kernel gradient those patches^T x x."""
+    kernel = tf.convert_to_tensor(kernel)
+    n, h, w, in_ch = x.shape
+    out_shape = [n, 2 * h, 2 * w, kernel.shape[2]]
+
+    @tf.custom_gradient
+    def conv_t(x, kernel):
+        y = tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+
+        def grad(dy):
+            cols = _patches(dy, 4, 4, 2)  # [N * H * W, 16 * O]
+            d_x = tf.reshape(tf.matmul(cols, tf.reshape(kernel, [-1, in_ch])), x.shape)
+            x_rows = tf.reshape(x, [-1, in_ch])
+            d_kernel = tf.reshape(tf.matmul(cols, x_rows, transpose_a=True), kernel.shape)
+            return d_x, d_kernel
+
+        return y, grad
+
+    return conv_t(x, kernel)
