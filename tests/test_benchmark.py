@@ -103,6 +103,25 @@ def test_a_function_called_twice_is_counted_twice():
     assert list(counts.values()) == [2] and list(per_run.values()) == [18432]
 
 
+def test_matmuls_are_timed_alone_too():
+    # Convolutions on small, wide maps run as matmuls over patches (layers/patch_conv.py).
+    from stargan_tf.perf import conv_floor
+
+    b = tf.random.normal((6, 4))
+    fn = tf.function(lambda a: tf.matmul(a, b, transpose_a=True))  # [6, 5]^T x [6, 4]
+    graph = fn.get_concrete_function(tf.zeros((6, 5))).graph
+    counts, per_run = conv_floor.conv_signatures(graph)
+    [(sig, runs)] = counts.items()
+    assert (sig.op, sig.shapes, sig.transposes, runs) == (
+        "MatMul",
+        ((6, 5), (6, 4)),
+        (True, False),
+        1,
+    )
+    assert per_run[sig] == 2 * 5 * 4 * 6 == flops.count_graph_flops(graph)["matmul"]
+    assert conv_floor._conv_fn(sig)().shape == (5, 4)
+
+
 def test_flops_need_static_shapes():
     k = tf.random.normal((3, 3, 3, 4))
     fn = tf.function(lambda x: tf.nn.conv2d(x, k, 1, "SAME"))

@@ -13,7 +13,8 @@ TensorFlow prunes left out), achieved GFLOP/s, the machine's conv and matmul pea
 same run and the ratio, peak resident memory; then reference-guided translation through the
 exported SavedModel (images/s). --json prints one JSON object instead of the report.
 --profile adds the op types that take an iteration's time; --conv_floor each distinct convolution
-of the iteration timed alone, and their sum: the iteration's floor if every other op were free.
+and matmul of the iteration timed alone, and their sum: the iteration's floor if every other op
+were free.
 
 Presets (style_dim 64, latent_dim 16, fp32, w_hpf 0 unless a flag overrides):
   official64   64 px, batch 4, 3 domains, max_conv_dim 512, AdaIN decoder
@@ -78,7 +79,7 @@ flags.DEFINE_bool(
 flags.DEFINE_bool(
     "conv_floor",
     False,
-    "After the timed iterations, time each distinct convolution of the "
+    "After the timed iterations, time each distinct convolution and matmul of the "
     "iteration alone: what the iteration would take if every other op were free "
     "(stargan_tf/perf/conv_floor.py).",
 )
@@ -289,10 +290,10 @@ def profile_iteration(trainer):
 
 
 def time_conv_floor(trainer, result, log):
-    """The iteration's convolutions, each timed alone (stargan_tf/perf/conv_floor.py)."""
+    """The iteration's convolutions and matmuls, each timed alone (perf/conv_floor.py)."""
     from stargan_tf.perf.conv_floor import conv_floor
 
-    log("timing each distinct convolution of the iteration alone...")
+    log("timing each distinct convolution and matmul of the iteration alone...")
     floor = conv_floor(trainer.train_step_graph(trainer.make_iterator(0)), log=log)
     gflops = floor["flops"] / 1e9 / floor["seconds"]
     # bf16 convolutions against the bf16 peak (float16 has none measured: the fp32 one).
@@ -349,14 +350,18 @@ def print_report(r):
     if "conv_floor" in r:
         f = r["conv_floor"]
         print(
-            f"convolutions alone {f['seconds']:.3f} s per iteration ({f['of_iteration']:.0%} of "
-            f"it), {f['gflops_per_second']:.1f} GFLOP/s = {f['fraction_of_conv_peak']:.1%} of "
-            "the conv peak: the best the iteration could do with every other op free"
+            f"convolutions and matmuls alone {f['seconds']:.3f} s per iteration "
+            f"({f['of_iteration']:.0%} of it), {f['gflops_per_second']:.1f} GFLOP/s = "
+            f"{f['fraction_of_conv_peak']:.1%} of the conv peak: the best the iteration could "
+            "do with every other op free"
         )
         for row in f["top"]:
+            what = f"{row['op']} {row['shapes']}"
+            if row["op"] != "MatMul":
+                what += f" strides {row['strides'][1:3]}"
             print(
                 f"  {row['seconds']:7.3f} s  x{row['runs']:<4d} {row['gflops_per_second']:6.1f} "
-                f"GFLOP/s  {row['op']} {row['shapes']} strides {row['strides'][1:3]}"
+                f"GFLOP/s  {what}"
             )
     if "inference_images_per_second" in r:
         print(

@@ -1,7 +1,9 @@
 """Residual blocks of the StarGAN v2 networks: ResBlk (encoders) and AdainResBlk (decoder).
 
 Each block also reports its weights under the official PyTorch parameter names
-(`official_weights()`), which the checkpoint converter uses.
+(`official_weights()`), which the checkpoint converter uses. On small, wide maps (a few hundred
+pixels, 512 channels: the official networks' inner blocks at batch 1) the convolutions run as
+matmuls over patches on the CPU (stargan_tf/layers/patch_conv.py): the same maps, faster there.
 """
 
 import math

@@ -1,8 +1,10 @@
-"""The convolutions of one traced iteration, each timed alone: the iteration's floor.
+"""The convolutions (and matmuls) of one traced iteration, each timed alone: the iteration's floor.
 
 If every other op were free and the convolutions ran one after the other, an iteration would
 take the sum, over the iteration's distinct convolutions (op, shapes, strides, padding), of how
-often it runs times how long it takes alone. That sum, against the FLOPs, says how close to the
+often it runs times how long it takes alone. The iteration's 2-D matmuls are counted the same way:
+small, wide convolutions run as matmuls over patches (stargan_tf/layers/patch_conv.py), and the
+dense layers are matmuls too. That sum, against the FLOPs, says how close to the
 machine's conv peak the iteration could get at best with these kernels: what the rest of the ops
 cost is the difference to the measured iteration, what the kernels cost on these shapes is the
 difference to the peak (e.g. small maps at batch 1, where a 3x3 512-channel kernel is read for
@@ -19,10 +21,12 @@ import tensorflow as tf
 from stargan_tf.perf import flops
 
 # One distinct convolution: the op type, its operands' shapes (as `conv_signatures` lists them),
-# the dtype it computes in, strides, padding, explicit paddings, dilations.
+# the dtype it computes in, strides, padding, explicit paddings, dilations; for a MatMul its
+# operands' shapes, dtype and (transpose_a, transpose_b), the conv attributes empty.
 ConvSignature = collections.namedtuple(
     "ConvSignature",
-    ["op", "shapes", "dtype", "strides", "padding", "explicit_paddings", "dilations"],
+    ["op", "shapes", "dtype", "strides", "padding", "explicit_paddings", "dilations", "transposes"],
+    defaults=[()],
 )
 
 
@@ -41,6 +45,12 @@ def conv_signatures(graph):
     per_run = {}
 
     def tally(op):
+        if op.type == "MatMul":
+            a, b = (tuple(flops._static(op.inputs[i].shape, op)) for i in (0, 1))
+            transposes = (op.get_attr("transpose_a"), op.get_attr("transpose_b"))
+            sig = ConvSignature("MatMul", (a, b), op.get_attr("T").name, (), "", (), (), transposes)
+            per_run[sig] = flops._matmul_flops(op)
+            return {sig: 1}
         if op.type not in flops.CONV_OPS:
             return {}
         if op.get_attr("data_format").decode() != "NHWC":
@@ -83,6 +93,12 @@ def _conv_fn(sig, seed=0):
         dilations=list(sig.dilations),
     )
     a, b, c = (list(sig.shapes) + [None])[:3]
+    if sig.op == "MatMul":
+        x, y = operand(a), operand(b)
+        transpose_a, transpose_b = sig.transposes
+        return tf.function(
+            lambda: tf.linalg.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b)
+        )
     if sig.op == "Conv2D":
         x, k = operand(a), operand(b)
         return tf.function(lambda: tf.raw_ops.Conv2D(input=x, filter=k, **attrs))
@@ -102,7 +118,8 @@ def _conv_fn(sig, seed=0):
 
 
 def time_alone(sig, seconds=0.5, max_runs=25):
-    """Median seconds of one run of the convolution `sig`, alone (after one untimed run)."""
+    """Median seconds of one run of the convolution (or matmul) `sig`, alone (after one untimed
+    run)."""
     fn = _conv_fn(sig)
     fn().numpy()
     times, start = [], time.perf_counter()
@@ -114,10 +131,10 @@ def time_alone(sig, seconds=0.5, max_runs=25):
 
 
 def conv_floor(graph, seconds_each=0.5, log=None):
-    """Times each distinct convolution of one run of `graph` alone.
+    """Times each distinct convolution and matmul of one run of `graph` alone.
 
-    Returns dict: seconds (the sum of runs x seconds alone), flops (of those convolutions) and
-    rows, one per distinct convolution, largest total first: {op, shapes, strides, runs,
+    Returns dict: seconds (the sum of runs x seconds alone), flops (of those ops) and rows, one
+    per distinct op and operand shapes, largest total first: {op, shapes, strides, runs,
     seconds_each, seconds, gflops_per_second}.
     """
     counts, per_run = conv_signatures(graph)
@@ -136,7 +153,7 @@ def conv_floor(graph, seconds_each=0.5, log=None):
             }
         )
         if log:
-            log(f"convolution {i + 1}/{len(counts)} alone: {sig.op} {sig.shapes} {t * 1e3:.2f} ms")
+            log(f"op {i + 1}/{len(counts)} alone: {sig.op} {sig.shapes} {t * 1e3:.2f} ms")
     rows.sort(key=lambda r: -r["seconds"])
     return {
         "seconds": sum(r["seconds"] for r in rows),
