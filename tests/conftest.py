@@ -4,8 +4,8 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
 
   module (stargan_tf/...)                     tests (tests/test_...)
   layers/blocks, folded_conv, patch_conv,     layers, parity (official numbers)
-    highpass, initializers, normalization,
-    torch_layout
+    placement, highpass, initializers,
+    normalization, torch_layout
   layers/modulated_conv, gen_resblk           modulated_conv, modconv_generator
   networks/__init__, common, encoders,        networks, parity
     generator, mapping_network

@@ -66,7 +66,8 @@ def _conv3x3(conv, x):
     (stargan_tf/layers/patch_conv.py); elsewhere the layer's own call, unchanged."""
     if not conv.built:
         conv.build(x.shape)
-    if not patch_conv.applies(x.shape, conv.kernel.shape, tf.as_dtype(conv.compute_dtype)):
+    # Keras "same" 3x3 stride-1 NHWC layers (initializers.conv2d): patch_conv.conv2d's op.
+    if not patch_conv.applies(x, conv.kernel.shape, tf.as_dtype(conv.compute_dtype)):
         return conv(x)
     return _conv_then(conv, x, _patch_conv3x3)
 

@@ -6,7 +6,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from stargan_tf.layers import initializers
+from stargan_tf.layers import initializers, placement
 
 EPSILON = 1e-5  # PyTorch InstanceNorm2d's default.
 _forced = threading.local()  # .float32: inside `float32_statistics()` (this thread's traces)
@@ -32,20 +32,11 @@ def statistics_dtype(x):
     """The dtype instance norm accumulates x's statistics in: float64 for float32/float64 x on
     a CPU, else float32 (and float32 everywhere inside `float32_statistics()`).
 
-    The device is the one x's op was placed on or asked for (`tf.device` scopes, e.g. a
-    replica's under tf.distribute); where none is named, the default one: a GPU or TPU if this
-    process has one, else the CPU.
+    The device: `stargan_tf.layers.placement.on_cpu`.
     """
     if x.dtype not in (tf.float32, tf.float64) or getattr(_forced, "float32", False):
         return tf.float32
-    device = (getattr(x, "device", "") or "").upper()
-    if device:
-        on_cpu = ":CPU:" in device or device.startswith("CPU:") or device.endswith("/CPU")
-    else:
-        on_cpu = not (
-            tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
-        )
-    return tf.float64 if on_cpu else tf.float32
+    return tf.float64 if placement.on_cpu(x) else tf.float32
 
 
 def instance_normalize(x, epsilon=EPSILON):
