@@ -73,7 +73,7 @@ def _conv3x3(conv, x):
 
 
 def _patch_conv3x3(x, kernel, bias=None):
-    y = patch_conv.conv2d(x, tf.cast(kernel, x.dtype))
+    y = patch_conv.conv2d_by_patches(x, tf.cast(kernel, x.dtype))  # _conv3x3 checked `applies`
     return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, x.dtype))
 
 

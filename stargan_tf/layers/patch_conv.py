@@ -116,10 +116,10 @@ def conv2d_transpose_2x(x, kernel):
     its gradients by `conv2d_transpose_2x_by_patches` where `use_patches` says (the pixels: x's,
     those of the stride-2 convolutions of dy in the gradients). Unknown batch and spatial sizes
     are fine."""
-    n, h, w, in_ch = (x.shape[i] for i in range(4))
+    h, w = x.shape[1], x.shape[2]
     out_ch = kernel.shape[2]
-    pixels = None if None in (n, h, w) else n * h * w
-    if use_patches(pixels, (4, 4, out_ch, in_ch), x.dtype, placement.on_cpu(x)):
+    # Stride 1 over x: the pixels of x, as many as dy's stride-2 patches in the gradients.
+    if applies(x, (4, 4, out_ch, x.shape[3])):
         return conv2d_transpose_2x_by_patches(x, kernel)
     # Static 2H and 2W where they are known: the LiteRT converter needs them to lower what follows.
     side = lambda i: 2 * x.shape[i] if x.shape[i] is not None else 2 * tf.shape(x)[i]  # noqa: E731

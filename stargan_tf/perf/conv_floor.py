@@ -45,8 +45,9 @@ def conv_signatures(graph):
     per_run = {}
 
     def tally(op):
+        shape = lambda i: tuple(flops._static(op.inputs[i].shape, op))  # noqa: E731
         if op.type == "MatMul":
-            a, b = (tuple(flops._static(op.inputs[i].shape, op)) for i in (0, 1))
+            a, b = shape(0), shape(1)
             transposes = (op.get_attr("transpose_a"), op.get_attr("transpose_b"))
             sig = ConvSignature("MatMul", (a, b), op.get_attr("T").name, (), "", (), (), transposes)
             per_run[sig] = flops._matmul_flops(op)
@@ -56,7 +57,6 @@ def conv_signatures(graph):
         if op.get_attr("data_format").decode() != "NHWC":
             raise ValueError(f"{op.name}: only NHWC convolutions are timed alone")
         # The operands as the op takes them, the sizes' values in place of the size tensors.
-        shape = lambda i: tuple(flops._static(op.inputs[i].shape, op))  # noqa: E731
         if op.type == "Conv2D":
             shapes = (shape(0), shape(1))  # input, filter
         elif op.type == "Conv2DBackpropInput":
