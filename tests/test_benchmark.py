@@ -170,6 +170,13 @@ def test_benchmark_tool_json_on_a_tiny_model():
     assert r["img_size"] == 32 and r["batch_size"] == 2 and r["num_domains"] == 3
     assert np.isclose(r["images_per_second"], 2 / r["seconds_per_iteration"])
     assert np.isclose(r["achieved_gflops"], r["gflops_per_iteration"] / r["seconds_per_iteration"])
+    # Model FLOPs (the official order of ops): more than executed, the encoders' and decoder's
+    # resampling convolutions being folded in ours.
+    assert r["model_gflops_per_iteration"] > r["gflops_per_iteration"]
+    assert np.isclose(
+        r["model_fraction_of_peak"],
+        r["model_gflops_per_iteration"] / r["seconds_per_iteration"] / r["peak_gflops"],
+    )
     assert r["seconds_min"] <= r["seconds_per_iteration"] <= r["seconds_max"]
     assert "iteration 2/2" in err
     # The profile of one more iteration: its op time, most of it in the convolutions' kernels.

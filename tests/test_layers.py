@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stargan_tf.layers import folded_conv, initializers, patch_conv
+from stargan_tf.layers import folded_conv, initializers, op_order, patch_conv
 from stargan_tf.layers.blocks import AdainResBlk, ResBlk, avg_pool2x, upsample_nearest2x
 from stargan_tf.layers.highpass import HighPass
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm, instance_normalize
+from stargan_tf.perf import flops
 from stargan_tf.torch_layout import to_keras
 
 ATOL = 1e-5
@@ -543,6 +544,49 @@ def test_folded_resampling_convolutions_take_unknown_sizes(kind):
     assert traced.get_concrete_function().structured_outputs.shape[-1] == 4
     assert y.shape == (2, *side, 4)
     np.testing.assert_allclose(y.numpy(), fold(x, kernel).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", ["ResBlk/down", "AdainResBlk/up"])
+def test_blocks_in_the_official_order_of_ops(block):
+    """Inside op_order.official() a block traces the official code's ops (conv3x3 -> avgpool2,
+    nearest2x -> conv3x3, the shortcut's 1x1 convolution on the large grid): the same values
+    as our order in float64 (reassociation alone: <= 1e-12), with the official FLOPs, which
+    tools/benchmark.py reports as model FLOPs."""
+    n, h, c_in, c_out = 2, 8, 4, 6
+    rng = np.random.default_rng(7)
+    x = tf.constant(rng.normal(size=(n, h, h, c_in)))
+    s = tf.constant(rng.normal(size=(n, 5)))
+    keras.mixed_precision.set_dtype_policy("float64")
+    try:
+        if block == "ResBlk/down":
+            layer = ResBlk(c_in, c_out, downsample=True)
+            call = lambda x: layer(x)  # noqa: E731
+        else:
+            layer = AdainResBlk(c_in, c_out, upsample=True)
+            call = lambda x: layer(x, s)  # noqa: E731
+        call(x)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    ours = tf.function(call)
+    with op_order.official():
+        official = tf.function(call)
+        y_official = official(x)
+        counted_official = flops.count_function_flops(official, x)
+    assert not op_order.is_official()
+    np.testing.assert_allclose(ours(x).numpy(), y_official.numpy(), rtol=1e-12, atol=1e-12)
+    # Forward conv FLOPs, 2 per multiply-add: conv1 + conv2 + the shortcut's 1x1 convolution.
+    big, small = n * h * h, n * (h // 2) ** 2
+    if (
+        block == "ResBlk/down"
+    ):  # conv1 c_in -> c_in: 9 taps on the large grid, folded 16 on the small
+        official_flops = 2 * (big * c_in * 9 * c_in + small * c_out * 9 * c_in + big * c_out * c_in)
+        our_flops = 2 * (small * c_in * 16 * c_in + small * c_out * 9 * c_in + small * c_out * c_in)
+    else:  # x is the small grid here; the output 4x its pixels
+        big, small = n * (2 * h) ** 2, n * h * h
+        official_flops = 2 * (big * c_out * 9 * c_in + big * c_out * 9 * c_out + big * c_out * c_in)
+        our_flops = 2 * (small * c_in * 16 * c_out + big * c_out * 9 * c_out + small * c_out * c_in)
+    assert counted_official["conv"] == official_flops
+    assert flops.count_function_flops(ours, x)["conv"] == our_flops
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ synthetic uint8 batches of fixed shape (no input pipeline: tools/benchmark_input
 Printed: median and spread of seconds per iteration, images/s, the iteration's FLOPs (counted from
 the traced graph: convolutions, their gradients and matmuls, at 2 FLOPs per multiply-add, ops
 TensorFlow prunes left out), achieved GFLOP/s, the machine's conv and matmul peak measured in the
-same run and the ratio, peak resident memory; then reference-guided translation through the
+same run and the ratio, the same for the model FLOPs (the iteration in the official code's order
+of ops, before our folded convolutions cut its arithmetic: stargan_tf/layers/op_order.py), peak
+resident memory; then reference-guided translation through the
 exported SavedModel (images/s). --json prints one JSON object instead of the report.
 --profile adds the op types that take an iteration's time; --conv_floor each distinct convolution
 and matmul of the iteration timed alone, and their sum: the iteration's floor if every other op
@@ -255,6 +257,7 @@ def time_training(config, peaks, log):
     spread = runs.summarize(t["seconds"])
     s_per_iter = spread["median"]
     gflops = t["flops"]["total"] / 1e9
+    model_gflops = t["official_order_flops"]["total"] / 1e9
     result = {
         "preset": FLAGS.preset,
         "img_size": m.img_size, "batch_size": config.batch_size, "num_domains": m.num_domains,
@@ -269,6 +272,8 @@ def time_training(config, peaks, log):
         "achieved_gflops": gflops / s_per_iter,
         **peaks,
         "fraction_of_peak": gflops / s_per_iter / peaks["peak_gflops"],
+        "model_gflops_per_iteration": model_gflops,
+        "model_fraction_of_peak": model_gflops / s_per_iter / peaks["peak_gflops"],
         "trace_seconds": t["trace_seconds"],
         "peak_rss_mb": runs.peak_rss_mb(),
     }  # fmt: skip
@@ -338,6 +343,10 @@ def print_report(r):
         + (f"; bf16 conv {bf16:.1f}" if bf16 else "")
     )
     print(f"fraction of peak    {r['fraction_of_peak']:.1%}")
+    print(
+        f"model FLOPs         {r['model_gflops_per_iteration']:.1f} GFLOP/iteration in the "
+        f"official order of ops: {r['model_fraction_of_peak']:.1%} of the peak"
+    )
     print(f"peak RSS            {r['peak_rss_mb']:.0f} MiB")
     if "profile" in r:
         p = r["profile"]

@@ -11,7 +11,7 @@ import math
 import keras
 import tensorflow as tf
 
-from stargan_tf.layers import folded_conv, initializers, patch_conv
+from stargan_tf.layers import folded_conv, initializers, op_order, patch_conv
 from stargan_tf.layers.normalization import AdaIN, InstanceNorm
 from stargan_tf.torch_layout import CONV, LINEAR, VECTOR
 
@@ -67,7 +67,9 @@ def _conv3x3(conv, x):
     if not conv.built:
         conv.build(x.shape)
     # Keras "same" 3x3 stride-1 NHWC layers (initializers.conv2d): patch_conv.conv2d's op.
-    if not patch_conv.applies(x, conv.kernel.shape, tf.as_dtype(conv.compute_dtype)):
+    if op_order.is_official() or not patch_conv.applies(
+        x, conv.kernel.shape, tf.as_dtype(conv.compute_dtype)
+    ):
         return conv(x)
     return _conv_then(conv, x, _patch_conv3x3)
 
@@ -110,6 +112,9 @@ class ResBlk(keras.layers.Layer):
             self.conv1x1 = initializers.conv2d(dim_out, 1, use_bias=False, name="conv1x1")
 
     def _shortcut(self, x):
+        if op_order.is_official():
+            x = self.conv1x1(x) if self.learned_sc else x
+            return avg_pool2x(x) if self.downsample else x
         if self.downsample:  # pooling first: the 1x1 convolution then runs on a quarter the pixels
             x = avg_pool2x(x)
         if self.learned_sc:
@@ -119,7 +124,9 @@ class ResBlk(keras.layers.Layer):
     def _residual(self, x):
         if self.normalize:
             x = self.norm1(x)
-        if self.downsample:
+        if self.downsample and op_order.is_official():
+            x = avg_pool2x(self.conv1(lrelu(x)))
+        elif self.downsample:
             x = _conv_then(self.conv1, lrelu(x), folded_conv.conv_avg_pool)
         else:
             x = _conv3x3(self.conv1, lrelu(x))
@@ -192,6 +199,9 @@ class AdainResBlk(keras.layers.Layer):
             self.conv1x1.build(tuple(x_shape[:-1]) + (self.dim_in,))
 
     def _shortcut(self, x):
+        if op_order.is_official():
+            x = upsample_nearest2x(x) if self.upsample else x
+            return self.conv1x1(x) if self.learned_sc else x
         if self.learned_sc:  # before upsampling: on a quarter of the pixels
             x = self.conv1x1(x)
         if self.upsample:
@@ -200,7 +210,9 @@ class AdainResBlk(keras.layers.Layer):
 
     def _residual(self, x, s):
         x = lrelu(self.norm1(x, s))
-        if self.upsample:
+        if self.upsample and op_order.is_official():
+            x = self.conv1(upsample_nearest2x(x))
+        elif self.upsample:
             x = _conv_then(self.conv1, x, folded_conv.upsample_conv)
         else:
             x = _conv3x3(self.conv1, x)

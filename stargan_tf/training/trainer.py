@@ -21,6 +21,7 @@ from stargan_tf import model_dir
 from stargan_tf.model_dir import FORMAT, VERSION, fan_checkpoint, nets_checkpoint
 from stargan_tf.data import augment
 from stargan_tf.errors import UserError, describe
+from stargan_tf.layers import op_order
 from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.official.fan import convert_official_fan
 from stargan_tf.training import config as config_lib
@@ -344,9 +345,17 @@ class Trainer:
         metrics = train_step(iterator, tf.constant(1.0 if stop else 0.0))
         return {k: float(v) for k, v in metrics.items()}
 
-    def train_step_graph(self, iterator):
-        """The traced graph of one iteration (for counting its FLOPs); traces, does not run."""
-        return self._train_step.get_concrete_function(iterator, tf.constant(0.0)).graph
+    def train_step_graph(self, iterator, official_order=False):
+        """The traced graph of one iteration (for counting its FLOPs); traces, does not run.
+
+        With `official_order`, a fresh trace whose blocks run the official code's order of ops
+        (stargan_tf/layers/op_order.py): the same iteration as the official code computes it.
+        """
+        if not official_order:
+            return self._train_step.get_concrete_function(iterator, tf.constant(0.0)).graph
+        with op_order.official():
+            step = self._make_train_step()
+            return step.get_concrete_function(iterator, tf.constant(0.0)).graph
 
     def _make_iterator(self, start_step):
         train_input = self.train_input
