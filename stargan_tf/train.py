@@ -302,6 +302,8 @@ def main(argv):
         configure_process,
     )
 
+    # Process-wide settings first: the intra-op threads only apply before the runtime starts.
+    configure_process(config)
     strategy = make_strategy(FLAGS.cpu_devices)
     logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, config)
     dataset_fn = make_dataset_fn(source, config)
@@ -313,7 +315,6 @@ def main(argv):
     # The initial weights follow --seed too (the official code seeds torch with its --seed):
     # with --deterministic, a run repeats exactly.
     keras.utils.set_random_seed(config.seed)
-    configure_process(config)
     trainer = Trainer(config, strategy, dataset_fn, grid_input)
     try:
         trainer.train()

@@ -4,7 +4,7 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
 
   module (stargan_tf/...)                     tests (tests/test_...)
   layers/blocks, folded_conv, patch_conv,     layers, parity (official numbers)
-    placement, highpass, initializers,
+    placement, op_order, highpass, initializers,
     normalization, torch_layout
   layers/modulated_conv, gen_resblk           modulated_conv, modconv_generator
   networks/__init__, common, encoders,        networks, parity
@@ -34,7 +34,7 @@ Where the tests of a module are (tests/test_layout.py checks that every module i
   training/init_from, networks/heads          fine_tune
   training (distributed)                      distributed (tests/train_worker.py runs workers)
   perf/*, tools/benchmark.py                  benchmark
-  startup, recipes                            startup
+  startup, recipes, training/threads          startup
   the package's layers, function lengths      layout
   the README's commands, the installed wheel  readme, packaging
 

@@ -2,6 +2,7 @@
 and a training path that imports without POSIX-only modules. (The installed wheel itself:
 tests/test_packaging.py.)"""
 
+import os
 import re
 import subprocess
 import sys
@@ -202,3 +203,43 @@ def test_a_command_keeps_tensorflow_start_up_noise_off_the_terminal(tmp_path):
     status, stdout, stderr = run_module("stargan_tf.sample", "--help")
     assert status == 0 and "--src_dir" in stdout + stderr
     assert not [n for n in NOISE if n in stderr], stderr
+
+
+def test_intra_op_threads_are_halved_only_for_small_work_on_a_cpu():
+    from stargan_tf.training.threads import intra_op_threads
+
+    assert intra_op_threads(8, 32, cpu_count=2, env={}) == 1  # the demo's and small32's size
+    assert intra_op_threads(2, 64, cpu_count=16, env={}) == 8
+    assert intra_op_threads(1, 1, cpu_count=1, env={}) == 1
+    assert intra_op_threads(4, 64, cpu_count=2, env={}) is None  # official64: TF's default
+    assert intra_op_threads(1, 256, cpu_count=2, env={}) is None
+    assert intra_op_threads(8, 32, cpu_count=2, accelerators=True, env={}) is None
+    assert intra_op_threads(8, 32, cpu_count=2, env={"TF_NUM_INTRAOP_THREADS": "2"}) is None
+
+
+def test_intra_op_threads_are_set_before_the_runtime_starts_and_left_after():
+    """In a fresh process configure() sets the pool (before the first op); once TensorFlow's
+    runtime runs it leaves the pool alone instead of failing."""
+
+    def configure(op_first, env):
+        code = (
+            "import types, tensorflow as tf\n"
+            "from stargan_tf.training import threads\n"
+            "model = types.SimpleNamespace(img_size=32)\n"
+            "small = types.SimpleNamespace(batch_size=8, model=model)\n"
+            f"{'print(float(tf.reduce_sum(tf.ones([4]))))' if op_first else ''}\n"
+            "print('set', threads.configure(small))\n"
+            "print('pool', tf.config.threading.get_intra_op_parallelism_threads())\n"
+            "print(float(tf.reduce_sum(tf.ones([3]))))\n"
+        )
+        status, stdout, stderr = run_code(code, env)
+        assert status == 0 and "3.0" in stdout, stderr[-3000:]
+        return re.search(r"set (\w+)\npool (\d+)", stdout).groups()
+
+    env = subprocess_env()
+    env.pop("TF_NUM_INTRAOP_THREADS", None)
+    expected = str(max(1, (os.cpu_count() or 1) // 2))
+    assert configure(False, env) == (expected, expected)
+    assert configure(True, env) == ("None", "0")  # 0: TensorFlow's default, untouched
+    # The user's TF_NUM_INTRAOP_THREADS wins: nothing is set.
+    assert configure(False, {**env, "TF_NUM_INTRAOP_THREADS": "2"}) == ("None", "0")

@@ -38,6 +38,9 @@ def test_train_then_resume(split, tmp_path):
     status, _, stderr = run_train(*common, "--total_iters=2")
     assert status == 0, stderr[-3000:]
     assert re.search(r"step 2/2 \| [\d.]+ img/s \| [\d.]+ s/step \| ETA ", stderr), stderr[-3000:]
+    if "TF_NUM_INTRAOP_THREADS" not in os.environ:  # a small run on a CPU: set before the runtime
+        threads = max(1, (os.cpu_count() or 1) // 2)
+        assert f"TensorFlow intra-op threads: {threads} " in stderr, stderr[-3000:]
     # (and .lock: the lock that keeps a second run out of a workdir in use)
     assert sorted(os.listdir(work)) == [
         ".lock",

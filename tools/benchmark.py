@@ -66,7 +66,10 @@ flags.DEFINE_bool("jit_compile", False, "Compile the per-replica step with XLA."
 flags.DEFINE_integer("iters", 5, "Timed iterations.")
 flags.DEFINE_integer("warmup", 1, "Untimed iterations after tracing (the first runs are slow).")
 flags.DEFINE_integer(
-    "threads", 0, "Intra- and inter-op threads; 0 = TensorFlow's default (all cores)."
+    "threads",
+    0,
+    "Intra- and inter-op threads; 0 = the training command's choice (TensorFlow's default, "
+    "but fewer intra-op threads for small workloads on a CPU: stargan_tf/training/threads.py).",
 )
 flags.DEFINE_float("peak_seconds", 3.0, "Time spent measuring each of the conv and matmul peaks.")
 flags.DEFINE_bool("inference", True, "Also time translation through an exported SavedModel.")
@@ -157,12 +160,19 @@ def main(argv):
         return run_sweep()
     import tensorflow as tf
 
+    from stargan_tf.training.trainer import configure_process
+
     if FLAGS.threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(
+            FLAGS.threads
+        )  # the automatic choice steps aside
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     out = sys.stderr if FLAGS.json else sys.stdout
     log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     config = build_config()
+    # As the training command does, before any op runs (the peaks' included): the same threads.
+    configure_process(config)
     peaks = measure_peaks(log)
     result, trainer = time_training(config, peaks, log)
     if FLAGS.profile:
@@ -241,11 +251,10 @@ def time_training(config, peaks, log):
     import tensorflow as tf
 
     from stargan_tf.perf import runs
-    from stargan_tf.training.trainer import Trainer, configure_process
+    from stargan_tf.training.trainer import Trainer
 
     batch = runs.synthetic_batch(config)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    configure_process(config)
     trainer = Trainer(config, tf.distribute.get_strategy(), dataset)
     m = config.model
     log(

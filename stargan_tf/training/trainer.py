@@ -25,7 +25,7 @@ from stargan_tf.layers import op_order
 from stargan_tf.networks import build_networks, official_variable_map
 from stargan_tf.official.fan import convert_official_fan
 from stargan_tf.training import config as config_lib
-from stargan_tf.training import init_from, recovery
+from stargan_tf.training import init_from, recovery, threads
 from stargan_tf.training.preemption import Preempted, StopRequest
 from stargan_tf.training.optimizer import AdamL2
 from stargan_tf.training.samples import render_grid
@@ -66,11 +66,21 @@ def copy_weights(src, dst):
 
 
 def configure_process(config):
-    """Makes the process-wide TensorFlow settings a run of `config` needs: op determinism
-    (--deterministic) and the Keras mixed-precision policy. TensorFlow offers them only per
-    process, so the entry point makes them, before it builds a `Trainer`."""
+    """Makes the process-wide TensorFlow settings a run of `config` needs: the intra-op threads
+    on a CPU (stargan_tf/training/threads.py), op determinism (--deterministic) and the Keras
+    mixed-precision policy. TensorFlow offers them only per process, so the entry point makes
+    them, before it builds a strategy or a `Trainer` (the threads only take effect before
+    TensorFlow's runtime starts)."""
     import keras
 
+    intra = threads.configure(config)
+    if intra is not None:
+        logging.info(
+            "TensorFlow intra-op threads: %d (small ops on a CPU: stargan_tf/training/threads.py; "
+            "%s overrides)",
+            intra,
+            threads.ENV,
+        )
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
