@@ -224,6 +224,9 @@ def test_sweep_rows_and_the_end_to_end_run_on_a_tiny_config(tmp_path):
     e2e = sweep.end_to_end(tiny_row, iters=12, print_every=3, timeout=900)
     assert e2e["seconds_per_iteration"] > 0 and e2e["user_seconds"] > 0
     assert e2e["system_seconds"] >= 0 and e2e["wall_seconds"] > 0
+    # The timed windows' CPU time, read from /proc at the first and last progress lines.
+    assert 0 < e2e["window_user_seconds"] < e2e["user_seconds"]
+    assert 0 <= e2e["window_system_seconds"] <= e2e["system_seconds"]
     step = sweep.ours(str(BENCHMARK), tiny_row, iters=2, warmup=1, timeout=900)
     assert step["seconds_per_iteration"] > 0 and step["img_size"] == 32
     # No official counterpart of the modconv decoder: that cell stays empty.
@@ -232,6 +235,28 @@ def test_sweep_rows_and_the_end_to_end_run_on_a_tiny_config(tmp_path):
         {"tiny": {"ours": step, "official": 2 * step["seconds_per_iteration"], "end_to_end": e2e}}
     )
     assert "| tiny |" in table and "0.50x" in table
+    share = e2e["window_system_seconds"] / e2e["window_user_seconds"]
+    assert f"{share:.1%} (" in table
+
+
+def test_a_logging_child_is_read_as_it_runs_with_its_cpu_time_at_each_mark():
+    from stargan_tf.perf import sweep
+
+    # A child that computes between the lines it prints: each mark holds more CPU time (user
+    # and system: how the kernel splits it is not this test's business).
+    code = (
+        "for i in range(3):\n"
+        "    sum(j * j for j in range(3_000_000))\n"
+        "    print(f'mark {i}', flush=True)\n"
+    )
+    out, marks, user, system, wall = sweep.run_logging_child(
+        [sys.executable, "-c", code], timeout=600, pattern=re.compile(r"^mark \d")
+    )
+    assert out.splitlines() == ["mark 0", "mark 1", "mark 2"]
+    cpu = [u + s for u, s in marks]
+    assert len(cpu) == 3 and 0 < cpu[0] < cpu[1] < cpu[2] <= user + system and wall > 0
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        sweep.run_logging_child([sys.executable, "-c", "exit(3)"], 600, re.compile("x"))
 
 
 def test_sweep_usage_errors():
