@@ -103,6 +103,25 @@ def test_a_function_called_twice_is_counted_twice():
     assert list(counts.values()) == [2] and list(per_run.values()) == [18432]
 
 
+def test_a_variable_read_inside_an_xla_function_is_counted():
+    """As in an XLA step (--jit_compile): the nested function reads the kernel from a variable
+    it captures; its FunctionDef imported back would not know the kernel's shape."""
+    k = tf.Variable(tf.random.normal((3, 3, 2, 5)))
+    inner = tf.function(lambda x: tf.nn.conv2d(x, k, 1, "SAME"), jit_compile=True)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(inner(x))
+        g_x, g_k = tape.gradient(loss, [x, k])  # the input and filter gradients
+        k.assign_sub(0.1 * g_k)
+        return g_x
+
+    counted = flops.count_function_flops(step, tf.zeros((1, 4, 4, 2)))
+    assert counted["conv"] == 3 * (2 * 1 * 4 * 4 * 5 * 9 * 2)
+
+
 def test_matmuls_are_timed_alone_too():
     # Convolutions on small, wide maps run as matmuls over patches (layers/patch_conv.py).
     from stargan_tf.perf import conv_floor

@@ -171,7 +171,7 @@ def main(argv):
     out = sys.stderr if FLAGS.json else sys.stdout
     log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     config = build_config()
-    # As the training command does, before any op runs (the peaks' included): the same threads.
+    # As the training command does, before any op runs: the same threads.
     configure_process(config)
     peaks = measure_peaks(log)
     result, trainer = time_training(config, peaks, log)
@@ -230,20 +230,14 @@ def run_sweep():
 
 
 def measure_peaks(log):
-    """The machine's conv and matmul peaks (GFLOP/s), measured now; bf16 conv when it is used."""
-    import tensorflow as tf
-
+    """The machine's conv and matmul peaks (GFLOP/s), measured now in a fresh process (with
+    TensorFlow's default threads, whatever this one uses); bf16 conv when it is used."""
     from stargan_tf.perf import peak
 
     log("measuring the machine's peak (3x3 conv, batch 4, 64x64, 256->256; 2048^3 matmul)...")
-    peaks = {
-        "conv_peak_gflops": peak.conv_peak(FLAGS.peak_seconds),
-        "matmul_peak_gflops": peak.matmul_peak(FLAGS.peak_seconds),
-    }
-    peaks["peak_gflops"] = max(peaks.values())
-    if FLAGS.mixed_precision == "mixed_bfloat16":
-        peaks["bf16_conv_peak_gflops"] = peak.conv_peak(FLAGS.peak_seconds, tf.bfloat16)
-    return peaks
+    return peak.measure_in_fresh_process(
+        FLAGS.peak_seconds, bf16=FLAGS.mixed_precision == "mixed_bfloat16"
+    )
 
 
 def time_training(config, peaks, log):

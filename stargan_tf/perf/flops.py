@@ -83,6 +83,22 @@ def _library(graph):
     return library
 
 
+def _traced_graphs(graph):
+    """name -> the FuncGraph each function called from `graph` was traced into, where TensorFlow
+    keeps it (with every static shape; a FunctionDef imported back loses some: a variable read
+    inside a nested tf.function, as an XLA-compiled step has, comes back with unknown shape)."""
+    found, stack = {}, [graph]
+    while stack:
+        # FuncGraph._functions: the functions a graph calls, by name (private; where it is not
+        # there, tally_graph imports the FunctionDefs instead).
+        for name, function in getattr(stack.pop(), "_functions", {}).items():
+            traced = getattr(function, "graph", None)
+            if name not in found and traced is not None:
+                found[name] = traced
+                stack.append(traced)
+    return found
+
+
 def live_operations(graph):
     """The ops of `graph` that run: those its outputs or its stateful ops depend on."""
     roots = [t.op for t in getattr(graph, "outputs", []) if t is not None]
@@ -108,8 +124,9 @@ def tally_graph(graph, tally_op):
     clusters, gradient functions) are walked as often as they are called.
     """
     library = _library(graph)
-    # Functions are tallied from their graphs: import each FunctionDef once, with shapes.
-    imported = {}
+    # Functions are tallied from their graphs: the traced ones where TensorFlow kept them, else
+    # each FunctionDef imported once, with the shapes it records.
+    imported = _traced_graphs(graph)
 
     def function_graph(name):
         if name not in imported:

@@ -1,5 +1,13 @@
-"""The machine's measured arithmetic peak: a large fp32 3×3 convolution and a large matmul."""
+"""The machine's measured arithmetic peak: a large fp32 3×3 convolution and a large matmul.
 
+`measure_in_fresh_process` measures them in a process of their own, with TensorFlow's default
+thread pools: the process being benchmarked may have fewer intra-op threads
+(stargan_tf/training/threads.py), and the peak is the machine's, not that process's.
+"""
+
+import json
+import subprocess
+import sys
 import time
 
 import tensorflow as tf
@@ -38,3 +46,30 @@ def matmul_peak(seconds=2.0, dtype=tf.float32):
     b = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
     fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[0, :1]))
     return _best_rate(fn, 2.0 * MATMUL_N**3, seconds)
+
+
+def measure(seconds, bf16=False):
+    """{conv_peak_gflops, matmul_peak_gflops, peak_gflops (the larger)[, bf16_conv_peak_gflops]}
+    in this process."""
+    peaks = {"conv_peak_gflops": conv_peak(seconds), "matmul_peak_gflops": matmul_peak(seconds)}
+    peaks["peak_gflops"] = max(peaks.values())
+    if bf16:
+        peaks["bf16_conv_peak_gflops"] = conv_peak(seconds, tf.bfloat16)
+    return peaks
+
+
+def measure_in_fresh_process(seconds, bf16=False, timeout=1800):
+    """`measure` run by `python -m stargan_tf.perf.peak` (TensorFlow's default threads).
+
+    Raises:
+      RuntimeError: that process failed (its stderr's tail in the message).
+    """
+    argv = [sys.executable, "-m", "stargan_tf.perf.peak", str(seconds)] + (["bf16"] if bf16 else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measuring the peak failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":  # python -m stargan_tf.perf.peak SECONDS [bf16]: one JSON line
+    print(json.dumps(measure(float(sys.argv[1]), bf16="bf16" in sys.argv[2:])))
