@@ -576,9 +576,8 @@ def test_blocks_in_the_official_order_of_ops(block):
     np.testing.assert_allclose(ours(x).numpy(), y_official.numpy(), rtol=1e-12, atol=1e-12)
     # Forward conv FLOPs, 2 per multiply-add: conv1 + conv2 + the shortcut's 1x1 convolution.
     big, small = n * h * h, n * (h // 2) ** 2
-    if (
-        block == "ResBlk/down"
-    ):  # conv1 c_in -> c_in: 9 taps on the large grid, folded 16 on the small
+    # ResBlk's conv1 is c_in -> c_in: 9 taps on the large grid, folded 16 on the small.
+    if block == "ResBlk/down":
         official_flops = 2 * (big * c_in * 9 * c_in + small * c_out * 9 * c_in + big * c_out * c_in)
         our_flops = 2 * (small * c_in * 16 * c_in + small * c_out * 9 * c_in + small * c_out * c_in)
     else:  # x is the small grid here; the output 4x its pixels

@@ -163,9 +163,8 @@ def main(argv):
     from stargan_tf.training.trainer import configure_process
 
     if FLAGS.threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(
-            FLAGS.threads
-        )  # the automatic choice steps aside
+        # Set as a user would: the training command's automatic choice then steps aside.
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(FLAGS.threads)
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     out = sys.stderr if FLAGS.json else sys.stdout

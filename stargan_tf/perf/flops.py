@@ -126,14 +126,14 @@ def tally_graph(graph, tally_op):
     library = _library(graph)
     # Functions are tallied from their graphs: the traced ones where TensorFlow kept them, else
     # each FunctionDef imported once, with the shapes it records.
-    imported = _traced_graphs(graph)
+    graphs = _traced_graphs(graph)
 
     def function_graph(name):
-        if name not in imported:
+        if name not in graphs:
             from tensorflow.python.framework import function_def_to_graph
 
-            imported[name] = function_def_to_graph.function_def_to_graph(library[name])
-        return imported[name]
+            graphs[name] = function_def_to_graph.function_def_to_graph(library[name])
+        return graphs[name]
 
     memo = {}
 

@@ -6,7 +6,6 @@ thread pools: the process being benchmarked may have fewer intra-op threads
 """
 
 import json
-import subprocess
 import sys
 import time
 
@@ -62,13 +61,13 @@ def measure_in_fresh_process(seconds, bf16=False, timeout=1800):
     """`measure` run by `python -m stargan_tf.perf.peak` (TensorFlow's default threads).
 
     Raises:
-      RuntimeError: that process failed (its stderr's tail in the message).
+      RuntimeError: that process failed (its stderr's tail in the message) or timed out.
     """
+    from stargan_tf.perf.sweep import run_child
+
     argv = [sys.executable, "-m", "stargan_tf.perf.peak", str(seconds)] + (["bf16"] if bf16 else [])
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"measuring the peak failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_child(argv, timeout)[0]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":  # python -m stargan_tf.perf.peak SECONDS [bf16]: one JSON line

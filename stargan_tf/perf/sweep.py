@@ -36,6 +36,15 @@ def _child_cpu():
     return usage.ru_utime, usage.ru_stime
 
 
+def _timed_out(argv, timeout):
+    return RuntimeError(f"{' '.join(argv[:3])} ... did not finish in {timeout} s")
+
+
+def _failed(argv, returncode, output):
+    tail = "\n".join(output.strip().splitlines()[-5:])
+    return RuntimeError(f"{' '.join(argv[:3])} ... exited with {returncode}:\n{tail}")
+
+
 def run_child(argv, timeout, env=None):
     """Runs argv; returns (stdout, stderr, user seconds, system seconds, wall seconds).
 
@@ -47,12 +56,11 @@ def run_child(argv, timeout, env=None):
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{' '.join(argv[:3])} ... did not finish in {timeout} s") from None
+        raise _timed_out(argv, timeout) from None
     wall = time.monotonic() - start
     user1, sys1 = _child_cpu()
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"{' '.join(argv[:3])} ... exited with {proc.returncode}:\n{tail}")
+        raise _failed(argv, proc.returncode, proc.stderr)
     return proc.stdout, proc.stderr, user1 - user0, sys1 - sys0, wall
 
 
@@ -96,10 +104,9 @@ def run_logging_child(argv, timeout, pattern):
     user1, sys1 = _child_cpu()
     output = "".join(lines)
     if timed_out:
-        raise RuntimeError(f"{' '.join(argv[:3])} ... did not finish in {timeout} s")
+        raise _timed_out(argv, timeout)
     if proc.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-5:])
-        raise RuntimeError(f"{' '.join(argv[:3])} ... exited with {proc.returncode}:\n{tail}")
+        raise _failed(argv, proc.returncode, output)
     return output, marks, user1 - user0, sys1 - sys0, wall
 
 
